@@ -1,0 +1,98 @@
+"""One policy table: which roles and scope may perform each API operation.
+
+A rule is a pure function of the caller's context and the target's attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dockyard.api.context import RequestContext
+from dockyard.api.errors import Forbidden
+
+Target = Mapping[str, Any]
+Rule = Callable[[RequestContext, Target], bool]
+
+
+def admin(ctx: RequestContext, target: Target) -> bool:
+    return ctx.is_admin
+
+
+def anyone(ctx: RequestContext, target: Target) -> bool:
+    return True
+
+
+def _in_project(ctx: RequestContext, target: Target) -> bool:
+    owner = target.get("project_id", ctx.project_id)
+    return ctx.project_id is not None and owner == ctx.project_id
+
+
+def member(ctx: RequestContext, target: Target) -> bool:
+    """admin, or member of the project that owns the target."""
+    return ctx.is_admin or (_in_project(ctx, target) and ctx.has_role("member"))
+
+
+def reader(ctx: RequestContext, target: Target) -> bool:
+    """admin, or reader/member of the project that owns the target."""
+    return ctx.is_admin or (_in_project(ctx, target) and ctx.has_role("member", "reader"))
+
+
+def own_user(ctx: RequestContext, target: Target) -> bool:
+    """admin, or the caller acting on itself."""
+    return ctx.is_admin or target.get("user_id") == ctx.user_id
+
+
+def own_user_only(ctx: RequestContext, target: Target) -> bool:
+    """Only the user itself (e.g. changing its own password)."""
+    return target.get("user_id") == ctx.user_id
+
+
+def own_project(ctx: RequestContext, target: Target) -> bool:
+    """admin, or any role on the very project asked about."""
+    return ctx.is_admin or (ctx.project_id is not None and target.get("id") == ctx.project_id)
+
+
+POLICY: dict[str, Rule] = {
+    # identity
+    "identity:get_domain": anyone,
+    "identity:list_domains": admin,
+    "identity:list_projects": admin,
+    "identity:get_project": own_project,
+    "identity:create_project": admin,
+    "identity:update_project": admin,
+    "identity:delete_project": admin,
+    "identity:list_user_projects": own_user,
+    "identity:list_users": admin,
+    "identity:get_user": own_user,
+    "identity:create_user": admin,
+    "identity:update_user": admin,
+    "identity:delete_user": admin,
+    "identity:change_password": own_user_only,
+    "identity:list_roles": anyone,
+    "identity:get_role": anyone,
+    "identity:create_role": admin,
+    "identity:delete_role": admin,
+    "identity:list_grants": admin,
+    "identity:check_grant": admin,
+    "identity:create_grant": admin,
+    "identity:revoke_grant": admin,
+    "identity:list_role_assignments": admin,
+    "identity:list_role_assignments_for_self": own_user,
+    "identity:list_catalog": anyone,
+    "identity:manage_app_credentials": own_user_only,
+    "identity:read_app_credentials": own_user,
+}
+
+
+def check(ctx: RequestContext, action: str, target: Target | None = None) -> bool:
+    rule = POLICY.get(action)
+    if rule is None:
+        raise KeyError(f"no policy for {action}")
+    return rule(ctx, target or {})
+
+
+def enforce(ctx: RequestContext, action: str, target: Target | None = None) -> None:
+    """Raise 403 unless the caller may perform the action on the target."""
+    if not check(ctx, action, target):
+        raise Forbidden(f"You are not authorized to perform the requested action: {action}.")

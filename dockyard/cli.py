@@ -1,0 +1,89 @@
+"""The `dockyard` command: `dockyard up` runs the all-in-one cloud."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+
+from dockyard.app import build_runtime, create_app
+from dockyard.clouds import known_passwords, write_client_files
+from dockyard.config import Settings, load_settings
+from dockyard.identity.bootstrap import bootstrap
+from dockyard.identity.keys import rotate_keys
+from dockyard.logs import configure_logging
+
+log = logging.getLogger("dockyard")
+
+
+def prepare(settings: Settings) -> tuple[object, str]:
+    """Migrate, bootstrap and write client files; returns the app and a how-to message."""
+    runtime = build_runtime(settings)
+    runtime.db.migrate()
+    with runtime.db.session() as session:
+        result = bootstrap(session, settings.admin_password, settings.demo_password)
+    passwords = known_passwords(settings.home)
+    for user, given in (("admin", settings.admin_password), ("demo", settings.demo_password)):
+        if given and user not in result.created_passwords:
+            passwords.setdefault(user, given)
+    passwords.update(result.created_passwords)
+    auth_url = settings.base_url + "/identity/v3"
+    clouds = write_client_files(settings.home, auth_url, settings.region, passwords)
+    app = create_app(runtime)
+    lines = [
+        f"dockyard is serving on {settings.base_url} (state in {settings.home})",
+        "Point the openstack CLI at it:",
+        f"  export OS_CLIENT_CONFIG_FILE={clouds}",
+        "  openstack --os-cloud dockyard token issue          # user demo, project demo",
+        "  openstack --os-cloud dockyard-admin project list   # user admin, project admin",
+        f"or: source {settings.home}/openrc-demo (or openrc-admin)",
+    ]
+    shown = {
+        u: p for u, p in result.created_passwords.items() if not getattr(settings, f"{u}_password")
+    }
+    if shown:
+        lines.append("Generated passwords (shown once; also kept in clouds.yaml, mode 0600):")
+        lines.extend(f"  {u}: {p}" for u, p in shown.items())
+    return app, "\n".join(lines)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = load_settings(host=args.host, port=args.port)
+    configure_logging(settings.log_level)
+    app, message = prepare(settings)
+    print(message, flush=True)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    primary = rotate_keys(settings.key_dir, settings.max_active_keys)
+    print(f"token keys rotated in {settings.key_dir}; primary key is now {primary}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dockyard", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run the all-in-one cloud")
+    up.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    up.add_argument("--port", type=int, default=None, help="port to listen on (default 8080)")
+    up.set_defaults(func=cmd_up)
+    rot = sub.add_parser("rotate-keys", help="rotate the token signing keys")
+    rot.set_defaults(func=cmd_rotate_keys)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -220,11 +220,15 @@ def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:
     )
 
 
+def service_factories() -> list:
+    """Every service this build serves, as `build(runtime) -> ServiceApp` functions."""
+    from dockyard.identity.api import build as identity
+
+    return [identity]
+
+
 def create_app(runtime: Runtime) -> Dockyard:
     """Build every service this build serves and put the dispatcher in front of them."""
-    from dockyard.identity.api import build as build_identity
-
-    factories = [build_identity]
-    services = [factory(runtime) for factory in factories]
+    services = [factory(runtime) for factory in service_factories()]
     runtime.catalog = [s.catalog for s in services if s.catalog is not None]
     return Dockyard(runtime, services)

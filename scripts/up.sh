@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Command (a): set everything up and run the all-in-one cloud.
+#   scripts/up.sh [--host 127.0.0.1] [--port 8080]
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+setup_python ""
+setup_docker
+exec "$VENV/bin/dockyard" up "$@"

@@ -31,6 +31,8 @@ class Settings:
     log_level: str = "INFO"
     admin_password: str = ""
     demo_password: str = ""
+    docker_url: str = "unix:///var/run/docker.sock"
+    compute_host: str = "local"
 
     @property
     def base_url(self) -> str:

@@ -196,18 +196,18 @@ class Dockyard:
         await send({"type": "http.response.body", "body": body})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            return
         async with anyio.create_task_group() as tg:
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    for svc in self.services:
-                        for task in svc.background:
-                            tg.start_soon(task)
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    tg.cancel_scope.cancel()
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            for svc in self.services:
+                for task in svc.background:
+                    tg.start_soon(task)
+            await send({"type": "lifespan.startup.complete"})
+            while (await receive())["type"] != "lifespan.shutdown":
+                pass
+            tg.cancel_scope.cancel()
+        await send({"type": "lifespan.shutdown.complete"})
 
 
 def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:

@@ -11,6 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from dockyard.logs import request_id_var
+
 
 class ApiError(Exception):
     status = 500
@@ -173,7 +175,18 @@ def install_error_handlers(app: FastAPI, render: ErrorFormat) -> None:
     async def on_integrity(request: Request, exc: IntegrityError) -> Response:
         return render(Conflict("Conflict occurred attempting to store the resource: it exists."))
 
+    async def on_unhandled(request: Request, exc: Exception) -> Response:
+        # The traceback is logged by the dispatcher, which sees the exception re-raised.
+        rid = request_id_var.get()
+        return render(
+            ServerError(
+                "An unexpected error prevented the server from fulfilling your request. "
+                f"Request id: {rid}."
+            )
+        )
+
     app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(Exception, on_unhandled)
     app.add_exception_handler(IntegrityError, on_integrity)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

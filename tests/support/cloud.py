@@ -98,6 +98,10 @@ class Cloud:
 
     # ---- HTTP helpers ---------------------------------------------------------------
 
+    @staticmethod
+    def auth_password(user: str) -> str:
+        return ADMIN_PASSWORD if user == "admin" else DEMO_PASSWORD
+
     def auth(self, user: str = "admin", password: str | None = None, project: str | None = None):
         """POST /v3/auth/tokens with a password; returns the httpx response."""
         password = password or (ADMIN_PASSWORD if user == "admin" else DEMO_PASSWORD)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import uvicorn
 
@@ -16,6 +19,8 @@ from dockyard.identity.keys import rotate_keys
 from dockyard.logs import configure_logging
 
 log = logging.getLogger("dockyard")
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def prepare(settings: Settings) -> tuple[object, str]:
@@ -49,12 +54,25 @@ def prepare(settings: Settings) -> tuple[object, str]:
     return app, "\n".join(lines)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, but SIGINT/SIGTERM end in a clean exit (status 0), not a re-raise."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     settings = load_settings(host=args.host, port=args.port)
     configure_logging(settings.log_level)
     app, message = prepare(settings)
     print(message, flush=True)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -62,6 +80,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+    _Server(config).run()
+    log.info("dockyard stopped")
     return 0
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import uvicorn
 
@@ -16,6 +18,7 @@ from dockyard.clouds import known_passwords, write_client_files
 from dockyard.config import Settings, load_settings
 from dockyard.identity.bootstrap import bootstrap
 from dockyard.identity.keys import rotate_keys
+from dockyard.identity.service import prune_revocations
 from dockyard.logs import configure_logging
 
 log = logging.getLogger("dockyard")
@@ -29,20 +32,22 @@ def prepare(settings: Settings) -> tuple[object, str]:
     runtime.db.migrate()
     with runtime.db.session() as session:
         result = bootstrap(session, settings.admin_password, settings.demo_password)
+        prune_revocations(session, settings.token_ttl)
     passwords = known_passwords(settings.home)
     for user, given in (("admin", settings.admin_password), ("demo", settings.demo_password)):
         if given and user not in result.created_passwords:
             passwords.setdefault(user, given)
     passwords.update(result.created_passwords)
     auth_url = settings.base_url + "/identity/v3"
+    osc = shutil.which("openstack") or str(Path(sys.executable).with_name("openstack"))
     clouds = write_client_files(settings.home, auth_url, settings.region, passwords)
     app = create_app(runtime)
     lines = [
         f"dockyard is serving on {settings.base_url} (state in {settings.home})",
         "Point the openstack CLI at it:",
         f"  export OS_CLIENT_CONFIG_FILE={clouds}",
-        "  openstack --os-cloud dockyard token issue          # user demo, project demo",
-        "  openstack --os-cloud dockyard-admin project list   # user admin, project admin",
+        f"  {osc} --os-cloud dockyard token issue          # user demo, project demo",
+        f"  {osc} --os-cloud dockyard-admin project list   # user admin, project admin",
         f"or: source {settings.home}/openrc-demo (or openrc-admin)",
     ]
     shown = {

@@ -3,6 +3,6 @@
 #   scripts/up.sh [--host 127.0.0.1] [--port 8080]
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
-setup_python ""
+setup_python "[clients]"
 setup_docker
 exec "$VENV/bin/dockyard" up "$@"

@@ -223,8 +223,9 @@ def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:
 def service_factories() -> list:
     """Every service this build serves, as `build(runtime) -> ServiceApp` functions."""
     from dockyard.identity.api import build as identity
+    from dockyard.image.api import build as image
 
-    return [identity]
+    return [identity, image]
 
 
 def create_app(runtime: Runtime) -> Dockyard:

@@ -33,6 +33,10 @@ class Settings:
     demo_password: str = ""
     docker_url: str = "unix:///var/run/docker.sock"
     compute_host: str = "local"
+    # images: per-project quotas (-1 = unlimited) and registries docker_image may name
+    image_quota_images: int = 100
+    image_quota_bytes: int = 50 * 1024**3
+    image_allowed_registries: str = ""  # comma-separated hosts; empty = any registry
 
     @property
     def base_url(self) -> str:

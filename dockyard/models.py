@@ -1,3 +1,4 @@
 """Imports every service's models so the metadata (and Alembic) sees all tables."""
 
 from dockyard.identity import models as identity_models  # noqa: F401
+from dockyard.image import models as image_models  # noqa: F401

@@ -82,6 +82,23 @@ POLICY: dict[str, Rule] = {
     "identity:list_catalog": anyone,
     "identity:manage_app_credentials": own_user_only,
     "identity:read_app_credentials": own_user,
+    # image (visibility is checked by dockyard.image; these rules say who may act at all)
+    "image:get_images": reader,
+    "image:get_image": reader,
+    "image:download_image": reader,
+    "image:add_image": member,
+    "image:modify_image": member,
+    "image:upload_image": member,
+    "image:delete_image": member,
+    "image:publicize_image": admin,
+    "image:communitize_image": member,
+    "image:deactivate": admin,
+    "image:reactivate": admin,
+    "image:get_members": reader,
+    "image:get_member": reader,
+    "image:add_member": member,
+    "image:modify_member": member,
+    "image:delete_member": member,
 }
 
 

@@ -291,3 +291,42 @@ def test_password_never_reaches_the_log(cloud):
     cloud.auth("demo", password="a-wrong-password")
     log = cloud.log_path.read_text()
     assert DEMO_PASSWORD not in log and "a-wrong-password" not in log
+
+
+def _me(client) -> dict:
+    token = client.headers["X-Auth-Token"]
+    return client.get(ID + "/auth/tokens", headers={"X-Subject-Token": token}).json()["token"]
+
+
+@pytest.mark.parametrize(
+    "kind, body, fragment",
+    [
+        ("project", {"project": {"name": ""}}, "project.name"),
+        ("project", {"project": {"enabled": []}}, "project.enabled"),
+        ("project", {"projekt": {}}, "'project'"),
+        ("user", {"user": {"enabled": "often"}}, "user.enabled"),
+        ("user", {"user": "x"}, "'user' must be a JSON object"),
+        ("password", {"user": {"password": "x"}}, "user.original_password"),
+        ("password", {}, "'user'"),
+        ("app_cred", {"application_credential": {}}, "application_credential.name"),
+        ("app_cred", {"application_credential": {"name": "a", "expires_at": "soon"}}, "expires_at"),
+    ],
+)
+def test_bad_updates_are_400_and_change_nothing(admin, kind, body, fragment):
+    me = _me(admin)
+    project = admin.get(ID + f"/projects/{me['project']['id']}").json()["project"]
+    user = admin.get(ID + f"/users/{me['user']['id']}").json()["user"]
+    if kind == "project":
+        r = admin.patch(ID + f"/projects/{project['id']}", json=body)
+    elif kind == "user":
+        r = admin.patch(ID + f"/users/{user['id']}", json=body)
+    elif kind == "password":
+        r = admin.post(ID + f"/users/{user['id']}/password", json=body)
+    else:
+        r = admin.post(ID + f"/users/{user['id']}/application_credentials", json=body)
+    assert r.status_code == 400, r.text
+    assert fragment in r.json()["error"]["message"]
+    assert admin.get(ID + f"/projects/{project['id']}").json()["project"] == project
+    assert admin.get(ID + f"/users/{user['id']}").json()["user"] == user
+    creds = admin.get(ID + f"/users/{user['id']}/application_credentials").json()
+    assert creds["application_credentials"] == []

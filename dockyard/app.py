@@ -224,8 +224,9 @@ def service_factories() -> list:
     """Every service this build serves, as `build(runtime) -> ServiceApp` functions."""
     from dockyard.identity.api import build as identity
     from dockyard.image.api import build as image
+    from dockyard.network.api import build as network
 
-    return [identity, image]
+    return [identity, image, network]
 
 
 def create_app(runtime: Runtime) -> Dockyard:

@@ -20,6 +20,7 @@ from dockyard.identity.bootstrap import bootstrap
 from dockyard.identity.keys import rotate_keys
 from dockyard.identity.service import prune_revocations
 from dockyard.logs import configure_logging
+from dockyard.network.networks import bootstrap as network_bootstrap
 
 log = logging.getLogger("dockyard")
 
@@ -32,6 +33,7 @@ def prepare(settings: Settings) -> tuple[object, str]:
     runtime.db.migrate()
     with runtime.db.session() as session:
         result = bootstrap(session, settings.admin_password, settings.demo_password)
+        network_bootstrap(session, settings, result.demo_project_id, result.admin_project_id)
         prune_revocations(session, settings.token_ttl)
     passwords = known_passwords(settings.home)
     for user, given in (("admin", settings.admin_password), ("demo", settings.demo_password)):

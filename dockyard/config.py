@@ -37,6 +37,8 @@ class Settings:
     image_quota_images: int = 100
     image_quota_bytes: int = 50 * 1024**3
     image_allowed_registries: str = ""  # comma-separated hosts; empty = any registry
+    # network (docs/networking.md): the range of the demo project's `private` network
+    network_demo_cidr: str = "10.0.0.0/24"
 
     @property
     def base_url(self) -> str:

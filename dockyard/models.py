@@ -2,3 +2,4 @@
 
 from dockyard.identity import models as identity_models  # noqa: F401
 from dockyard.image import models as image_models  # noqa: F401
+from dockyard.network import models as network_models  # noqa: F401

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import yaml
 
 BIN = Path(sys.executable).parent
 ADMIN_PASSWORD = "admin-secret-pw"
@@ -137,12 +138,35 @@ class Cloud:
         env["HOME"] = str(self.home / "client-home")
         return env
 
+    def os_env(self, cloud: str = "dockyard-admin") -> dict:
+        """OS_* variables for a cloud of clouds.yaml, for clients without --os-cloud (glance)."""
+        data = yaml.safe_load((self.home / "clouds.yaml").read_text())
+        entry = data["clouds"][cloud]
+        auth = entry["auth"]
+        return {
+            "OS_AUTH_URL": auth["auth_url"],
+            "OS_USERNAME": auth["username"],
+            "OS_PASSWORD": auth["password"],
+            "OS_PROJECT_NAME": auth["project_name"],
+            "OS_USER_DOMAIN_NAME": auth["user_domain_name"],
+            "OS_PROJECT_DOMAIN_NAME": auth["project_domain_name"],
+            "OS_REGION_NAME": entry.get("region_name", "RegionOne"),
+            "OS_IDENTITY_API_VERSION": "3",
+            "OS_INTERFACE": entry.get("interface", "public"),
+        }
+
     def cli(self, *args: str, cloud: str = "dockyard-admin", tool: str = "openstack", **kw):
-        """Run a real client command; returns CompletedProcess (text)."""
-        cmd = [str(BIN / tool), "--os-cloud", cloud, *args]
-        return subprocess.run(
-            cmd, env=self.client_env(), capture_output=True, text=True, timeout=120, **kw
-        )
+        """Run a real client command; returns CompletedProcess (text).
+
+        `glance` has no --os-cloud, so it gets the cloud's credentials as OS_* variables.
+        """
+        env = self.client_env()
+        if tool == "glance":
+            env.update(self.os_env(cloud))
+            cmd = [str(BIN / tool), *args]
+        else:
+            cmd = [str(BIN / tool), "--os-cloud", cloud, *args]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, **kw)
 
     def cli_json(self, *args: str, cloud: str = "dockyard-admin"):
         r = self.cli(*args, "-f", "json", cloud=cloud)

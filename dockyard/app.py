@@ -222,11 +222,12 @@ def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:
 
 def service_factories() -> list:
     """Every service this build serves, as `build(runtime) -> ServiceApp` functions."""
+    from dockyard.compute import api as compute
     from dockyard.identity.api import build as identity
     from dockyard.image.api import build as image
     from dockyard.network.api import build as network
 
-    return [identity, image, network]
+    return [identity, image, network, compute.build, compute.build_versions]
 
 
 def create_app(runtime: Runtime) -> Dockyard:

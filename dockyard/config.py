@@ -39,6 +39,22 @@ class Settings:
     image_allowed_registries: str = ""  # comma-separated hosts; empty = any registry
     # network (docs/networking.md): the range of the demo project's `private` network
     network_demo_cidr: str = "10.0.0.0/24"
+    # compute (docs/compute.md): overcommit, quotas, workers, reconciler, container labels
+    ram_allocation_ratio: float = 1.0
+    cpu_allocation_ratio: float = 16.0
+    reserved_host_memory_mb: int = 512
+    compute_workers: int = 8
+    task_lease_seconds: int = 30
+    reconcile_interval: int = 10
+    orphan_grace_seconds: int = 60
+    container_labels: str = ""  # extra labels on every Docker object: "k=v,k2=v2"
+    quota_instances: int = 10
+    quota_cores: int = 20
+    quota_ram: int = 51200
+    quota_key_pairs: int = 100
+    quota_server_groups: int = 10
+    quota_server_group_members: int = 10
+    quota_metadata_items: int = 128
 
     @property
     def base_url(self) -> str:

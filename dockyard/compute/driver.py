@@ -1,0 +1,410 @@
+"""The compute worker: runs server operations (create, delete, actions) against Docker.
+
+Every step is idempotent so an operation can be retried or resumed after a crash: the
+container is found by its name before one is made, ports are allocated once (at the API,
+in the transaction that made the server), and states are written only after Docker did it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from dockyard.compute import glue, hosts, quotas, scheduler, states
+from dockyard.compute.models import Host, Meta, Server
+from dockyard.db.base import utcnow
+from dockyard.docker import containers, engines
+from dockyard.tasks.queue import Claimed
+from dockyard.tasks.runner import Handler, PermanentError, Runner
+
+log = logging.getLogger("dockyard.compute")
+
+CREATE = "compute.create"
+DELETE = "compute.delete"
+ACTION = "compute.action"
+
+META_DIR = "/var/lib/dockyard/openstack/latest"
+AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    out = {}
+    for part in (text or "").split(","):
+        if "=" in part:
+            k, v = part.split("=", 1)
+            if k.strip():
+                out[k.strip()] = v.strip()
+    return out
+
+
+def deployment_id(db) -> str:
+    """This deployment's id (made once, shared by every process on the same database)."""
+    import uuid
+
+    from sqlalchemy.exc import IntegrityError
+
+    with db.session() as s:
+        row = s.get(Meta, "deployment_id")
+        if row is not None:
+            return row.value
+    try:
+        with db.session() as s:
+            s.add(Meta(key="deployment_id", value=uuid.uuid4().hex[:12]))
+    except IntegrityError:
+        pass
+    with db.session() as s:
+        return s.get(Meta, "deployment_id").value
+
+
+def fault(message: str, code: int = 500, details: str | None = None) -> dict:
+    f = {
+        "code": code,
+        "message": message[:255],
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if details or len(message) > 255:
+        f["details"] = details or message
+    return f
+
+
+class Compute:
+    """What one dockyard process runs for compute: clients, the task runner, the handlers."""
+
+    def __init__(self, runtime):
+        self.runtime = runtime
+        self.db = runtime.db
+        self.settings = runtime.settings
+        self.pool = engines.ClientPool()
+        self.deployment = deployment_id(self.db)
+        self.extra_labels = parse_labels(self.settings.container_labels)
+        self.runner = Runner(
+            self.db,
+            {
+                CREATE: Handler(self.do_create, self.create_failed),
+                DELETE: Handler(self.do_delete, self.delete_failed),
+                ACTION: Handler(self.do_action, self.action_failed),
+            },
+            concurrency=int(self.settings.compute_workers),
+            lease_seconds=int(self.settings.task_lease_seconds),
+            poll_interval=1.0,
+            backoff=1.0,
+        )
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    def client(self, host_name: str):
+        with self.db.session() as s:
+            h = hosts.get(s, host_name)
+            if h is None:
+                raise PermanentError(f"compute host {host_name} is not registered")
+            url, tls = h.url, dict(h.tls or {})
+        return self.pool.get(url, tls or None)
+
+    def labels(self, server: Server) -> dict[str, str]:
+        return {
+            **self.extra_labels,
+            containers.SERVER_LABEL: server.id,
+            containers.PROJECT_LABEL: server.project_id,
+            containers.DEPLOYMENT_LABEL: self.deployment,
+        }
+
+    def _update(self, server_id: str, **values) -> None:
+        with self.db.session() as s:
+            server = s.get(Server, server_id)
+            if server is None:
+                return
+            for k, v in values.items():
+                setattr(server, k, v)
+            server.updated_at = utcnow()
+
+    @staticmethod
+    def files_for(server: Server) -> dict[str, tuple[bytes, int]]:
+        meta = {
+            "uuid": server.id,
+            "name": server.name,
+            "hostname": server.hostname,
+            "project_id": server.project_id,
+            "availability_zone": server.availability_zone,
+            "launch_index": server.launch_index,
+            "meta": dict(server.meta or {}),
+            "public_keys": {server.key_name: server.key_data} if server.key_data else {},
+            "keys": (
+                [{"name": server.key_name, "type": "ssh", "data": server.key_data}]
+                if server.key_data
+                else []
+            ),
+        }
+        files = {f"{META_DIR}/meta_data.json": (json.dumps(meta, indent=1).encode(), 0o644)}
+        if server.user_data:
+            import base64
+
+            try:
+                data = base64.b64decode(server.user_data)
+            except ValueError:
+                data = server.user_data.encode()
+            files[f"{META_DIR}/user_data"] = (data, 0o644)
+        if server.key_data:
+            files[AUTHORIZED_KEYS] = (server.key_data.strip().encode() + b"\n", 0o600)
+        return files
+
+    # ---- create -------------------------------------------------------------------------
+
+    def _schedule(self, server_id: str) -> str | None:
+        """Pick a host (under the scheduler lock); the chosen host name, None if deleted."""
+        with self.db.session() as s:
+            server = s.get(Server, server_id)
+            if server is None or server.deleted or server.task_state == "deleting":
+                return None
+            if server.host:
+                return server.host
+            need_probe = any(h.memory_mb == 0 or not h.up for h in s.scalars(select(Host)))
+        if need_probe:
+            hosts.refresh(self.db, self.pool)
+        with self.db.session() as s:
+            quotas.lock(s, "scheduler")
+            server = s.get(Server, server_id)
+            if server.host:
+                return server.host
+            group_policy, members, max_per_host = None, {}, 1
+            if server.server_group_id:
+                from dockyard.compute.models import ServerGroup
+
+                group = s.get(ServerGroup, server.server_group_id)
+                if group is not None:
+                    group_policy = group.policy
+                    max_per_host = int((group.rules or {}).get("max_server_per_host", 1))
+                    rows = s.execute(
+                        select(Server.id, Server.host).where(
+                            Server.server_group_id == group.id,
+                            Server.deleted.is_(False),
+                            Server.id != server.id,
+                            Server.host.is_not(None),
+                        )
+                    ).all()
+                    for sid, h in rows:
+                        members.setdefault(h, set()).add(sid)
+            snap = hosts.snapshot(s, self.settings, members)
+            all_members = frozenset(x for v in members.values() for x in v)
+            flavor = server.flavor or {}
+            req = scheduler.BootRequest(
+                ram_mb=int(flavor.get("ram", 0)),
+                vcpus=int(flavor.get("vcpus", 0)),
+                group_policy=group_policy,
+                group_members=all_members,
+                group_max_per_host=max_per_host,
+                force_host=(server.availability_zone.split(":", 1)[1] or None)
+                if ":" in (server.availability_zone or "")
+                else None,
+            )
+            try:
+                decision = scheduler.select_host(snap, req)
+            except scheduler.NoValidHost as exc:
+                raise PermanentError(str(exc)) from exc
+            server.host = decision.host.name
+            if ":" in (server.availability_zone or ""):
+                server.availability_zone = server.availability_zone.split(":", 1)[0] or "nova"
+            server.task_state = "networking"
+            server.updated_at = utcnow()
+            return server.host
+
+    def _spawn(self, server_id: str, host: str, image_payload: dict) -> None:
+        """Make (or find) the container, attach ports, write files, start it."""
+        client = self.client(host)
+        with self.db.session() as s:
+            server = s.get(Server, server_id)
+            if server is None or server.deleted or server.task_state == "deleting":
+                return
+            bindings = glue.ports_for_device(s, server_id)
+            labels = self.labels(server)
+            files = self.files_for(server)
+            flavor = dict(server.flavor or {})
+            hostname = server.hostname or server.name
+            s.expunge(server)
+        self._update(server_id, task_state="spawning")
+        existing = containers.find(client, server_id)
+        if existing is None:
+            image = glue.image_from_payload(image_payload)
+            ref = glue.ensure_image(self.runtime, client, image)
+            for b in bindings:
+                glue.ensure_network(client, b)
+            spec = containers.ContainerSpec(
+                server_id=server_id,
+                image=ref,
+                labels=labels,
+                hostname=hostname,
+                ram_mb=int(flavor.get("ram", 512)),
+                vcpus=int(flavor.get("vcpus", 1)),
+                swap_mb=int(flavor.get("swap") or 0),
+                host_profile=(flavor.get("extra_specs") or {}).get("dockyard:host_profile"),
+                network=glue.endpoint_config(bindings[0], [hostname]) if bindings else None,
+                network_mode=None if bindings else "none",
+            )
+            container, _created = containers.create(client, spec)
+        else:
+            container = existing
+        for b in bindings[1:]:
+            glue.connect(client, container.id, b, [hostname])
+        container.reload()
+        if container.attrs["State"].get("Status") == "created":
+            containers.put_files(container, files)
+        if bindings:
+            glue.firewall_changed(self.runtime)
+        state = containers.start(client, server_id)
+        vm, power = states.observed(state)
+        self._update(
+            server_id,
+            vm_state=states.ACTIVE if vm == states.ACTIVE else (vm or states.ERROR),
+            power_state=power,
+            task_state=None,
+            container_id=container.id,
+            addresses=glue.addresses_of(bindings),
+            launched_at=utcnow(),
+            fault=None,
+        )
+
+    def do_create(self, op: Claimed) -> None:
+        host = self._schedule(op.target)
+        if host is None:
+            return
+        self._spawn(op.target, host, op.payload["image"])
+
+    def create_failed(self, op: Claimed, message: str) -> None:
+        with self.db.session() as s:
+            server = s.get(Server, op.target)
+            if server is None or server.deleted:
+                return
+            if server.task_state == "deleting":
+                return
+            server.vm_state = states.ERROR
+            server.task_state = None
+            server.power_state = states.NOSTATE
+            server.fault = fault(message)
+            server.updated_at = utcnow()
+
+    # ---- delete -------------------------------------------------------------------------
+
+    def do_delete(self, op: Claimed) -> None:
+        with self.db.session() as s:
+            server = s.get(Server, op.target)
+            if server is None or server.deleted:
+                return
+            host = server.host
+        if host:
+            containers.remove(self.client(host), op.target)
+        with self.db.session() as s:
+            server = s.get(Server, op.target)
+            glue.release_ports(s, op.target)
+            now = utcnow()
+            server.deleted = True
+            server.vm_state = states.DELETED
+            server.task_state = None
+            server.power_state = states.NOSTATE
+            server.deleted_at = now
+            server.terminated_at = now
+            server.updated_at = now
+        glue.firewall_changed(self.runtime)
+
+    def delete_failed(self, op: Claimed, message: str) -> None:
+        self._update(
+            op.target,
+            vm_state=states.ERROR,
+            task_state=None,
+            fault=fault(f"Deleting the server failed: {message}"),
+        )
+
+    # ---- actions ------------------------------------------------------------------------
+
+    def do_action(self, op: Claimed) -> None:
+        action = op.payload["action"]
+        with self.db.session() as s:
+            server = s.get(Server, op.target)
+            if server is None or server.deleted or server.task_state == "deleting":
+                return
+            host = server.host
+        if not host:
+            raise PermanentError(f"the server has no host; cannot {action}")
+        client = self.client(host)
+        sid = op.target
+        if action == "os-stop":
+            st = containers.stop(client, sid)
+            self._settle(sid, st, states.STOPPED)
+        elif action == "os-start":
+            st = containers.start(client, sid)
+            self._settle(sid, st, states.ACTIVE)
+        elif action == "reboot":
+            st = containers.reboot(client, sid, hard=op.payload.get("type") == "HARD")
+            self._settle(sid, st, states.ACTIVE)
+        elif action in ("pause", "suspend"):
+            st = containers.pause(client, sid)
+            target = states.PAUSED if action == "pause" else states.SUSPENDED
+            self._settle(sid, st, target)
+        elif action in ("unpause", "resume"):
+            st = containers.unpause(client, sid)
+            self._settle(sid, st, states.ACTIVE)
+        elif action == "resize":
+            f = op.payload["flavor"]
+            containers.update_limits(client, sid, f["ram"], f["vcpus"], f.get("swap") or 0)
+            self._update(sid, vm_state=states.RESIZED, task_state=None)
+        elif action == "revertResize":
+            with self.db.session() as s:
+                server = s.get(Server, sid)
+                old = dict(server.old_flavor or server.flavor)
+            containers.update_limits(client, sid, old["ram"], old["vcpus"], old.get("swap") or 0)
+            st = containers.state(client, sid)
+            vm, power = states.observed(st)
+            self._update(
+                sid,
+                flavor=old,
+                flavor_id=old.get("id", ""),
+                old_flavor=None,
+                vm_state=vm or states.ERROR,
+                power_state=power,
+                task_state=None,
+            )
+        elif action == "rebuild":
+            was = containers.state(client, sid)
+            containers.remove(client, sid)
+            self._spawn(sid, host, op.payload["image"])
+            if was is not None and not was.get("Running") and op.payload.get("keep_stopped"):
+                st = containers.stop(client, sid)
+                self._settle(sid, st, states.STOPPED)
+        else:
+            raise PermanentError(f"unknown action {action}")
+
+    def _settle(self, sid: str, st: dict, wanted: str) -> None:
+        vm, power = states.observed(st)
+        if wanted == states.SUSPENDED and vm == states.PAUSED:
+            vm, power = states.SUSPENDED, states.SUSPENDED_POWER
+        self._update(sid, vm_state=vm or states.ERROR, power_state=power, task_state=None)
+
+    def action_failed(self, op: Claimed, message: str) -> None:
+        action = op.payload.get("action")
+        with self.db.session() as s:
+            server = s.get(Server, op.target)
+            if server is None or server.deleted:
+                return
+            host = server.host
+        st = None
+        gone = False
+        if host:
+            try:
+                st = containers.state(self.client(host), op.target)
+                gone = st is None
+            except Exception:  # noqa: BLE001 - the engine may be down; keep what we know
+                st = None
+        values: dict = {"task_state": None}
+        if gone:
+            values.update(
+                vm_state=states.ERROR,
+                power_state=states.NOSTATE,
+                fault=fault(f"{action} failed: the container was removed outside dockyard"),
+            )
+        elif st is not None:
+            vm, power = states.observed(st)
+            values.update(vm_state=vm, power_state=power)
+        if action in ("rebuild", "resize") and not gone:
+            values.update(vm_state=states.ERROR, fault=fault(f"{action} failed: {message}"))
+        self._update(op.target, **values)

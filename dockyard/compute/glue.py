@@ -1,0 +1,126 @@
+"""The small interfaces compute uses from the image and network services (no HTTP).
+
+Kept in one place so the rest of compute reads in its own terms.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from dockyard.api.context import RequestContext
+from dockyard.api.errors import ApiError, BadRequest
+
+# ---- images -------------------------------------------------------------------------------
+
+
+def boot_image(session: Session, ctx: RequestContext, image_ref: str):
+    """The image to boot, or 400 as Nova answers for a bad imageRef."""
+    from dockyard.image.boot import boot_image as _boot
+
+    ref = str(image_ref).rstrip("/").rsplit("/", 1)[-1]
+    try:
+        return _boot(session, ctx, ref)
+    except ApiError as exc:
+        if exc.status == 404:
+            raise BadRequest(f"Image {image_ref} could not be found.") from exc
+        raise BadRequest(exc.message) from exc
+
+
+def image_to_payload(image) -> dict:
+    d = dataclasses.asdict(image)
+    d["blob_path"] = str(image.blob_path) if image.blob_path else None
+    return d
+
+
+def image_from_payload(d: dict):
+    from dockyard.image.boot import BootImage
+
+    d = dict(d)
+    d["blob_path"] = Path(d["blob_path"]) if d.get("blob_path") else None
+    return BootImage(**d)
+
+
+def ensure_image(runtime, client, image) -> str:
+    from dockyard.docker import images as dimages
+
+    ensure = dimages.ensure_image
+    delivery = getattr(runtime, "image_delivery", None)
+    if delivery is not None and hasattr(delivery, "ensure_image"):
+        return delivery.ensure_image(client, image)
+    return ensure(client, image)
+
+
+def create_image_from_stream(runtime, ctx, name: str, chunks, properties: dict) -> str:
+    from dockyard.image.boot import create_image_from_stream as _create
+
+    return _create(runtime, ctx, name, chunks, properties)
+
+
+# ---- networks -----------------------------------------------------------------------------
+
+
+def auto_network_id(session: Session, ctx: RequestContext) -> str | None:
+    from dockyard.network.ports import auto_network_id as _auto
+
+    return _auto(session, ctx)
+
+
+def allocate_port(session: Session, ctx: RequestContext, **kw):
+    from dockyard.network.ports import allocate_port as _alloc
+
+    return _alloc(session, ctx, **kw)
+
+
+def ports_for_device(session: Session, device_id: str) -> list:
+    from dockyard.network.ports import ports_for_device as _ports
+
+    return list(_ports(session, device_id))
+
+
+def release_ports(session: Session, device_id: str) -> None:
+    from dockyard.network.ports import release_ports as _release
+
+    _release(session, device_id)
+
+
+def ensure_network(client, binding) -> None:
+    from dockyard.docker import networks
+
+    if getattr(binding, "network_spec", None) is not None:
+        networks.ensure_network(client, binding)
+
+
+def endpoint_config(binding, aliases: list[str] | None = None) -> dict:
+    from dockyard.docker import networks
+
+    return networks.endpoint_config(binding, aliases)
+
+
+def connect(client, container_id: str, binding, aliases: list[str] | None = None) -> None:
+    from dockyard.docker import networks
+
+    networks.connect(client, container_id, binding, aliases)
+
+
+def firewall_changed(runtime) -> None:
+    """Tell the network service that ports came or went (it re-syncs security groups)."""
+    try:
+        from dockyard.network import firewall
+    except ImportError:
+        return
+    trigger = getattr(firewall, "request_sync", None) or getattr(firewall, "trigger_sync", None)
+    if trigger is not None:
+        trigger(runtime)
+
+
+def addresses_of(bindings) -> dict:
+    out: dict[str, list[dict]] = {}
+    for b in bindings:
+        version = 6 if ":" in (b.ip_address or "") else 4
+        out.setdefault(b.network_name, []).append(
+            {"addr": b.ip_address, "version": version, "type": "fixed", "mac": b.mac_address}
+        )
+    return out

@@ -1,0 +1,80 @@
+"""Key pairs: fingerprints, validation of public keys, server-side generation (mv < 2.92)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from dockyard.api.errors import BadRequest
+
+SSH_TYPES = (
+    "ssh-rsa",
+    "ssh-ed25519",
+    "ssh-dss",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+)
+
+
+def _blob(public_key: str) -> bytes:
+    parts = public_key.strip().split()
+    if len(parts) < 2 or parts[0] not in SSH_TYPES:
+        raise BadRequest(
+            "Keypair data is invalid: public_key must be an OpenSSH public key "
+            "('ssh-ed25519 AAAA...', 'ssh-rsa AAAA...')."
+        )
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest("Keypair data is invalid: the key is not valid base64.") from exc
+    if not blob.startswith(len(parts[0]).to_bytes(4, "big") + parts[0].encode()):
+        raise BadRequest("Keypair data is invalid: the key body does not match its type.")
+    return blob
+
+
+def fingerprint(public_key: str, key_type: str = "ssh") -> str:
+    """MD5 colon-hex fingerprint as Nova shows it (x509: SHA1 of the certificate)."""
+    if key_type == "x509":
+        digest = hashlib.sha1(public_key.encode()).hexdigest()
+    else:
+        digest = hashlib.md5(_blob(public_key)).hexdigest()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+def validate_name(name) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > 255:
+        raise BadRequest("Keypair name must be a string of 1 to 255 characters.")
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_ .@")
+    if any(ch not in allowed for ch in name):
+        raise BadRequest(
+            "Keypair name contains unsafe characters: use letters, digits, '-', '_', ' ', '.', '@'."
+        )
+    return name
+
+
+def generate(key_type: str = "ssh") -> tuple[str, str]:
+    """(private key PEM/OpenSSH, public key) made on the server."""
+    if key_type == "ssh":
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH
+        if key_type != "ssh"
+        else serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    return private, public + " Generated-by-Nova"

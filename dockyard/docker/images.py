@@ -154,12 +154,23 @@ class ImageDelivery:
         daemon = str(client.info().get("ID") or client.api.base_url)
         self.lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = hashlib.sha256(f"{daemon}\0{image_id}".encode()).hexdigest()[:32]
-        with open(self.lock_dir / f"{key}.lock", "a+b") as f:
+        path = self.lock_dir / f"{key}.lock"
+        while True:
+            f = open(path, "a+b")  # noqa: SIM115 (closed below)
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             try:
-                yield
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+                same = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            f.close()  # the holder removed this file as it finished: lock the new one
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            f.close()
 
     def _load(self, client: docker.DockerClient, image: BootImage, ref: str) -> None:
         path = image.blob_path

@@ -35,17 +35,24 @@ def tar_bytes(files: dict[str, bytes], links: dict[str, str] | None = None) -> b
 
 
 def fake_docker_save(
-    tags: tuple[str, ...] = ("dockyard-test/fake:1",), layer: bytes = b"", padding: int = 0
+    tags: tuple[str, ...] = ("dockyard-test/fake:1",),
+    layer: bytes = b"",
+    padding: int = 0,
+    corrupt: bool = False,
 ) -> tuple[bytes, str]:
-    """A small archive shaped like `docker save` output; returns (bytes, config digest)."""
+    """A small archive shaped like `docker save` output; returns (bytes, config digest).
+
+    It passes dockyard's checks; with corrupt=True, Docker refuses to load it (the layer does
+    not match the config's diff id)."""
     layer_tar = tar_bytes({"hello.txt": layer or b"hello\n", "pad.bin": b"\0" * padding})
     layer_id = hashlib.sha256(layer_tar).hexdigest()
+    diff_id = hashlib.sha256(b"not the layer").hexdigest() if corrupt else layer_id
     config = json.dumps(
         {
             "architecture": "amd64",
             "os": "linux",
             "config": {"Cmd": ["/bin/sh"]},
-            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_id}"]},
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
         }
     ).encode()
     config_hex = hashlib.sha256(config).hexdigest()

@@ -29,8 +29,9 @@ def insert_ignore(session: Session, model: type, values: dict) -> bool:
     """
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(model).values(**values).on_conflict_do_nothing()
-    return session.execute(stmt).rowcount == 1
+    key = model.__table__.primary_key.columns.values()[0]
+    stmt = module.insert(model).values(**values).on_conflict_do_nothing().returning(key)
+    return session.execute(stmt).first() is not None
 
 
 def instance_id(session: Session) -> str:

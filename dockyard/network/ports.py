@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from dockyard.api.context import RequestContext
 from dockyard.api.errors import BadRequest, Conflict, NotFound
+from dockyard.db.base import new_id
 from dockyard.docker.networks import DockerNetworkSpec, docker_network_name
 from dockyard.network import ipam, quotas
 from dockyard.network.backend import spec_for, subnet_of
@@ -129,7 +130,9 @@ def create_port(
             "A dockyard port holds at most one IPv4 address (one Docker endpoint).",
             kind="InvalidInput",
         )
+    port_id = new_id()
     port = Port(
+        id=port_id,
         network_id=network.id,
         project_id=project_id,
         name=name,
@@ -139,7 +142,7 @@ def create_port(
         admin_state_up=admin_state_up,
         port_security_enabled=secure,
         auto_created=auto_created,
-        mac_address="",
+        mac_address=port_id[:32],  # unique placeholder until the address decides the MAC
     )
     session.add(port)
     session.flush()

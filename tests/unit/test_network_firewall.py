@@ -1,0 +1,153 @@
+"""The desired iptables ruleset is a pure function of ports and security-group rules."""
+
+from __future__ import annotations
+
+from dockyard.network.firewall import (
+    IptablesApplier,
+    PortState,
+    RuleState,
+    desired_ruleset,
+    render,
+)
+
+P = "DYABCDEF"
+WEB = PortState("aaaaaaaaaaaa1111", "10.0.0.5", "dynnet1", ("web",))
+CLIENT = PortState("bbbbbbbbbbbb2222", "10.0.0.6", "dynnet1", ("default",))
+EGRESS_ALL = [RuleState(g, "egress") for g in ("web", "default")]
+
+
+def chains(ports, rules):
+    return desired_ruleset(P, ports, rules).chains
+
+
+def test_no_ingress_rule_means_drop_and_egress_all_means_return():
+    c = chains([WEB, CLIENT], EGRESS_ALL)
+    assert c[f"{P}-Iaaaaaaaaaaaa"] == ["-j DROP"]
+    assert c[f"{P}-Oaaaaaaaaaaaa"] == ["-j RETURN", "-j DROP"]
+    fwd = c[f"{P}-FWD"]
+    assert fwd[0] == "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
+    assert f"-i dynnet1 -s 10.0.0.5/32 -j {P}-Oaaaaaaaaaaaa" in fwd
+    assert f"-o dynnet1 -d 10.0.0.5/32 -j {P}-Iaaaaaaaaaaaa" in fwd
+    # egress jumps come before ingress jumps: a packet passes its sender's then its receiver's
+    assert max(i for i, r in enumerate(fwd) if " -s " in r) < min(
+        i for i, r in enumerate(fwd) if " -d " in r
+    )
+
+
+def test_tcp_port_rule():
+    rules = [
+        *EGRESS_ALL,
+        RuleState(
+            "web",
+            "ingress",
+            protocol="tcp",
+            port_range_min=80,
+            port_range_max=80,
+            remote_ip_prefix="0.0.0.0/0",
+        ),
+    ]
+    assert chains([WEB], rules)[f"{P}-Iaaaaaaaaaaaa"] == [
+        "-p tcp -m tcp --dport 80 -j RETURN",
+        "-j DROP",
+    ]
+
+
+def test_ranges_prefixes_udp_icmp_and_any():
+    rules = [
+        RuleState(
+            "web",
+            "ingress",
+            protocol="udp",
+            port_range_min=1000,
+            port_range_max=2000,
+            remote_ip_prefix="192.0.2.0/24",
+        ),
+        RuleState("web", "ingress", protocol="icmp", port_range_min=8, port_range_max=0),
+        RuleState("web", "ingress", protocol="icmp"),
+        RuleState("web", "ingress", protocol="132"),
+        RuleState("web", "ingress", ethertype="IPv6"),  # not expressible in iptables (v4)
+        RuleState("web", "ingress", protocol="icmpv6"),
+    ]
+    got = chains([WEB], rules)[f"{P}-Iaaaaaaaaaaaa"]
+    assert set(got) == {
+        "-s 192.0.2.0/24 -p udp -m udp --dport 1000:2000 -j RETURN",
+        "-p icmp -m icmp --icmp-type 8/0 -j RETURN",
+        "-p icmp -j RETURN",
+        "-p 132 -j RETURN",
+        "-j DROP",
+    }
+    assert got[-1] == "-j DROP"
+
+
+def test_remote_group_expands_to_member_addresses():
+    other = PortState("cccccccccccc3333", "10.0.0.7", "dynnet1", ("default",))
+    rules = [RuleState("default", "ingress", remote_group_id="default")]
+    c = chains([CLIENT, other, WEB], rules)
+    assert c[f"{P}-Ibbbbbbbbbbbb"] == [
+        "-s 10.0.0.6/32 -j RETURN",
+        "-s 10.0.0.7/32 -j RETURN",
+        "-j DROP",
+    ]
+    # web is not a member of default: nothing admits it
+    assert "10.0.0.5" not in " ".join(c[f"{P}-Ibbbbbbbbbbbb"])
+    # a group with no members admits nobody
+    lonely = chains([WEB], [RuleState("web", "ingress", remote_group_id="default")])
+    assert lonely[f"{P}-Iaaaaaaaaaaaa"] == ["-j DROP"]
+
+
+def test_port_security_disabled_is_unfiltered_and_no_groups_drops_all():
+    open_port = PortState("dddddddddddd", "10.0.0.8", "dynnet1", (), port_security=False)
+    closed = PortState("eeeeeeeeeeee", "10.0.0.9", "dynnet1", ())
+    c = chains([open_port, closed], EGRESS_ALL)
+    assert not any("10.0.0.8" in r for r in c[f"{P}-FWD"])
+    assert c[f"{P}-Ieeeeeeeeeeee"] == ["-j DROP"] and c[f"{P}-Oeeeeeeeeeeee"] == ["-j DROP"]
+
+
+def test_the_ruleset_does_not_depend_on_input_order():
+    rules = [
+        *EGRESS_ALL,
+        RuleState("web", "ingress", protocol="tcp", port_range_min=80, port_range_max=80),
+    ]
+    a = desired_ruleset(P, [WEB, CLIENT], rules)
+    b = desired_ruleset(P, [CLIENT, WEB], list(reversed(rules)))
+    assert a.digest == b.digest and a.chains == b.chains
+    c = desired_ruleset(P, [WEB, CLIENT], rules[:-1])
+    assert c.digest != a.digest
+
+
+def test_render_replaces_chains_and_drops_stale_ones():
+    rs = desired_ruleset(P, [WEB], EGRESS_ALL)
+    text = render(rs, stale_chains=[f"{P}-Iold000000000", f"{P}-FWD"])
+    lines = text.splitlines()
+    assert lines[0] == "*filter" and lines[-1] == "COMMIT"
+    assert f":{P}-FWD - [0:0]" in lines and f":{P}-Iold000000000 - [0:0]" in lines
+    assert f"-X {P}-Iold000000000" in lines and f"-X {P}-FWD" not in lines
+    assert f'-A {P}-FWD -m comment --comment "{rs.marker}"' in lines
+    # declarations (which flush) come before rules, deletions after them
+    assert lines.index(f":{P}-Iold000000000 - [0:0]") < lines.index(f"-X {P}-Iold000000000")
+
+
+class FakeKernel:
+    """Records commands; iptables-save answers with what was 'applied'."""
+
+    def __init__(self, saved: str = ""):
+        self.saved = saved
+        self.calls: list[list[str]] = []
+
+    def __call__(self, cmd, stdin=None):
+        self.calls.append(cmd)
+        return self.saved if cmd[0] == "iptables-save" else ""
+
+
+def test_applier_hooks_once_and_sees_drift():
+    rs = desired_ruleset(P, [WEB], EGRESS_ALL)
+    kernel = FakeKernel(":DOCKER-USER - [0:0]\n-A DOCKER-USER -j RETURN\n")
+    applier = IptablesApplier(kernel)
+    assert not applier.in_force(rs)
+    applier.apply(rs)
+    assert ["iptables", "-w", "10", "-I", "DOCKER-USER", "1", "-j", f"{P}-FWD"] in kernel.calls
+    kernel.saved += f'-A DOCKER-USER -j {P}-FWD\n-A {P}-FWD -m comment --comment "{rs.marker}"\n'
+    assert applier.in_force(rs)
+    kernel.calls.clear()
+    applier.apply(rs)
+    assert not any(c[:2] == ["iptables", "-w"] and "-I" in c for c in kernel.calls)

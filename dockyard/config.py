@@ -44,6 +44,7 @@ class Settings:
     cpu_allocation_ratio: float = 16.0
     reserved_host_memory_mb: int = 512
     compute_workers: int = 8
+    compute_stop_timeout: int = 10  # seconds a server gets to stop before it is killed
     task_lease_seconds: int = 30
     reconcile_interval: int = 10
     orphan_grace_seconds: int = 60
@@ -55,6 +56,10 @@ class Settings:
     quota_server_groups: int = 10
     quota_server_group_members: int = 10
     quota_metadata_items: int = 128
+    # orchestration (docs/orchestration.md): docker_endpoint values an admin allows for
+    # everyone ("tcp://10.0.0.5:2375,unix:///var/run/docker.sock"), engine parallelism
+    heat_allowed_endpoints: str = ""
+    heat_max_parallel: int = 16
 
     @property
     def base_url(self) -> str:

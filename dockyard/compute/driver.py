@@ -80,6 +80,7 @@ class Compute:
         self.pool = engines.ClientPool()
         self.deployment = deployment_id(self.db)
         self.extra_labels = parse_labels(self.settings.container_labels)
+        self.stop_timeout = int(self.settings.compute_stop_timeout)
         self.runner = Runner(
             self.db,
             {
@@ -329,13 +330,14 @@ class Compute:
         client = self.client(host)
         sid = op.target
         if action == "os-stop":
-            st = containers.stop(client, sid)
+            st = containers.stop(client, sid, self.stop_timeout)
             self._settle(sid, st, states.STOPPED)
         elif action == "os-start":
             st = containers.start(client, sid)
             self._settle(sid, st, states.ACTIVE)
         elif action == "reboot":
-            st = containers.reboot(client, sid, hard=op.payload.get("type") == "HARD")
+            hard = op.payload.get("type") == "HARD"
+            st = containers.reboot(client, sid, hard=hard, timeout=self.stop_timeout)
             self._settle(sid, st, states.ACTIVE)
         elif action in ("pause", "suspend"):
             st = containers.pause(client, sid)
@@ -369,7 +371,7 @@ class Compute:
             containers.remove(client, sid)
             self._spawn(sid, host, op.payload["image"])
             if was is not None and not was.get("Running") and op.payload.get("keep_stopped"):
-                st = containers.stop(client, sid)
+                st = containers.stop(client, sid, self.stop_timeout)
                 self._settle(sid, st, states.STOPPED)
         else:
             raise PermanentError(f"unknown action {action}")

@@ -156,6 +156,7 @@ def _host_config_args(kwargs: dict, spec: ContainerSpec) -> dict:
         "cpu_quota": kwargs.get("cpu_quota"),
         "cpu_shares": kwargs.get("cpu_shares"),
         "restart_policy": kwargs["restart_policy"],
+        "init": True,  # tini as PID 1: signals reach the image's process, zombies are reaped
         "log_config": kwargs["log_config"],
         "cap_add": kwargs.get("cap_add"),
         "cap_drop": kwargs.get("cap_drop"),

@@ -1,0 +1,76 @@
+"""dockyard starts and serves networks while Docker does not answer; once Docker answers,
+the reconcile loop makes the missing Docker networks."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import socketserver
+import threading
+
+from tests.support.docker import docker_client
+from tests.support.network import cleanup, eventually, instance_of, network_cloud, unique_cidr
+
+N = "/networking/v2.0"
+
+
+class _Pump(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        upstream.connect("/var/run/docker.sock")
+
+        def copy(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    with contextlib.suppress(OSError):
+                        s.shutdown(socket.SHUT_RDWR)
+
+        t = threading.Thread(target=copy, args=(upstream, self.request), daemon=True)
+        t.start()
+        copy(self.request, upstream)
+        t.join(timeout=5)
+        upstream.close()
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+def test_docker_down_at_start_then_reconciled(tmp_path):
+    docker_client()  # the real engine must answer for the second half
+    sock = tmp_path / "docker.sock"
+    cloud = network_cloud(tmp_path / "home")
+    cloud.extra_env["DOCKYARD_DOCKER_URL"] = f"unix://{sock}"
+    cloud.start()
+    instance = instance_of(cloud)
+    proxy = None
+    try:
+        demo = cloud.client(cloud.token("demo"))
+        private = demo.get(f"{N}/networks?name=private").json()["networks"]
+        assert len(private) == 1
+        r = demo.post(f"{N}/networks", json={"network": {"name": "later"}})
+        net = r.json()["network"]
+        cidr = unique_cidr()
+        r = demo.post(f"{N}/subnets", json={"subnet": {"network_id": net["id"], "cidr": cidr}})
+        assert r.status_code == 201, r.text
+        assert not docker_client().networks.list(names=[f"dockyard-net-{net['id']}"])
+
+        proxy = _Server(str(sock), _Pump)
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+
+        def made() -> bool:
+            names = {n.name for n in docker_client().networks.list()}
+            return {f"dockyard-net-{net['id']}", f"dockyard-net-{private[0]['id']}"} <= names
+
+        assert eventually(made, 15, interval=0.5), cloud.tail(20)
+    finally:
+        cloud.stop()
+        if proxy is not None:
+            proxy.shutdown()
+            proxy.server_close()
+        cleanup(cloud, instance)

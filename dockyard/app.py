@@ -226,8 +226,9 @@ def service_factories() -> list:
     from dockyard.identity.api import build as identity
     from dockyard.image.api import build as image
     from dockyard.network.api import build as network
+    from dockyard.orchestration.api import build as orchestration
 
-    return [identity, image, network, compute.build, compute.build_versions]
+    return [identity, image, network, compute.build, compute.build_versions, orchestration]
 
 
 def create_app(runtime: Runtime) -> Dockyard:

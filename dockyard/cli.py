@@ -86,6 +86,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        timeout_keep_alive=75,  # clients poll every 5 s; a 5 s server idle timeout races them
     )
     _Server(config).run()
     log.info("dockyard stopped")

@@ -1,0 +1,241 @@
+"""Containers and volumes of Heat's DockerInc::Docker::Container, on the modern Engine API.
+
+Everything goes into `POST /containers/create` (Engine API >= 1.24 has no HostConfig on
+start). Containers are found again by their labels, so a create retried after a crash
+adopts the container it made instead of making a second one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+
+log = logging.getLogger("dockyard.docker.heat")
+
+INCARNATION_LABEL = "dockyard.incarnation"
+STACK_LABEL = "dockyard.stack_id"
+
+
+class DockerFailure(Exception):
+    """Docker refused or failed; the message is Docker's own explanation."""
+
+
+def _explain(exc: Exception) -> str:
+    if isinstance(exc, APIError):
+        return str(exc.explanation or exc)
+    return str(exc)
+
+
+def connect(url: str, timeout: int = 60) -> docker.APIClient:
+    try:
+        return docker.APIClient(base_url=url, timeout=timeout, version="auto")
+    except DockerException as exc:
+        raise DockerFailure(f"cannot reach the Docker engine at {url}: {exc}") from exc
+
+
+def api_version(client: docker.APIClient) -> str:
+    return str(client.version().get("ApiVersion", "0"))
+
+
+def find(client: docker.APIClient, labels: dict[str, str]) -> str | None:
+    filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+    found = client.containers(all=True, filters=filters)
+    return found[0]["Id"] if found else None
+
+
+def ensure_image(client: docker.APIClient, ref: str) -> None:
+    """Use the image if the engine has it, else pull it; DockerFailure with Docker's reason."""
+    try:
+        client.inspect_image(ref)
+        return
+    except ImageNotFound:
+        pass
+    except APIError as exc:
+        raise DockerFailure(_explain(exc)) from exc
+    repo, tag = ref, "latest"
+    last = ref.rsplit("/", 1)[-1]
+    if ":" in last and "@" not in last:
+        repo, tag = ref.rsplit(":", 1)
+    try:
+        client.pull(repo, tag=tag)
+    except (APIError, DockerException) as exc:
+        raise DockerFailure(_explain(exc)) from exc
+
+
+def ensure_volume(client: docker.APIClient, name: str, labels: dict[str, str]) -> None:
+    try:
+        client.inspect_volume(name)
+    except NotFound:
+        client.create_volume(name=name, labels=labels)
+
+
+def create(client: docker.APIClient, body: dict, name: str | None) -> str:
+    """POST /containers/create with the given Engine API body; returns the container id."""
+    try:
+        result = client.create_container_from_config(body, name=name or None)
+    except (APIError, DockerException) as exc:
+        raise DockerFailure(_explain(exc)) from exc
+    return result["Id"]
+
+
+def start(client: docker.APIClient, cid: str) -> None:
+    try:
+        client.start(cid)
+    except APIError as exc:
+        raise DockerFailure(_explain(exc)) from exc
+
+
+def inspect(client: docker.APIClient, cid: str) -> dict | None:
+    try:
+        return client.inspect_container(cid)
+    except NotFound:
+        return None
+
+
+def logs(client: docker.APIClient, cid: str) -> str:
+    try:
+        raw = client.logs(cid, stdout=True, stderr=True, timestamps=False)
+    except NotFound:
+        return ""
+    return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+
+
+def stop(client: docker.APIClient, cid: str, timeout: int = 10) -> None:
+    try:
+        client.stop(cid, timeout=timeout)
+    except NotFound:
+        pass
+    except APIError as exc:
+        raise DockerFailure(_explain(exc)) from exc
+
+
+def remove(client: docker.APIClient, cid: str) -> None:
+    """Kill (a stopped container is fine) and remove; gone already is fine."""
+    try:
+        client.kill(cid)
+    except NotFound:
+        return
+    except APIError as exc:
+        if exc.status_code != 409:  # 409: not running
+            raise DockerFailure(_explain(exc)) from exc
+    try:
+        client.remove_container(cid, force=True)
+    except NotFound:
+        pass
+    except APIError as exc:
+        if exc.status_code != 409 or "in progress" not in _explain(exc):
+            raise DockerFailure(_explain(exc)) from exc
+
+
+def remove_volumes(client: docker.APIClient, labels: dict[str, str]) -> list[str]:
+    """Remove the volumes carrying these labels that no container uses; returns their names."""
+    filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+    gone = []
+    for v in (client.volumes(filters=filters) or {}).get("Volumes") or []:
+        try:
+            client.remove_volume(v["Name"])
+            gone.append(v["Name"])
+        except NotFound:
+            pass
+        except APIError as exc:
+            log.info("volume %s kept: %s", v["Name"], _explain(exc))
+    return gone
+
+
+def container_body(
+    props: dict[str, Any],
+    labels: dict[str, str],
+    binds: list[str],
+    volumes: dict[str, dict],
+) -> dict:
+    """The Engine API create body for the plugin's properties (contracts/heat.md §1.5)."""
+    host: dict[str, Any] = {}
+    body: dict[str, Any] = {
+        "Image": props["image"],
+        "Labels": labels,
+        "Hostname": props.get("hostname") or "",
+        "User": props.get("user") or "",
+        "OpenStdin": bool(props.get("open_stdin")),
+        "StdinOnce": bool(props.get("stdin_once")),
+        "AttachStdin": False,
+        "Tty": bool(props.get("tty")),
+        "Env": list(props.get("env") or []),
+        "HostConfig": host,
+    }
+    if props.get("cmd"):
+        body["Cmd"] = list(props["cmd"])
+    if volumes:
+        body["Volumes"] = volumes
+    exposed = {}
+    for spec in props.get("port_specs") or []:
+        exposed[port_key(spec)] = {}
+    if exposed:
+        body["ExposedPorts"] = exposed
+    if binds:
+        host["Binds"] = binds
+    bindings = {}
+    for key, value in (props.get("port_bindings") or {}).items():
+        bindings[port_key(key)] = _host_ports(value)
+        body.setdefault("ExposedPorts", {})[port_key(key)] = {}
+    if bindings:
+        host["PortBindings"] = bindings
+    links = props.get("links") or {}
+    if links:
+        host["Links"] = sorted(f"{n}:{a}" if a else str(n) for n, a in links.items())
+    if props.get("memory"):
+        host["Memory"] = int(props["memory"])
+    if props.get("dns"):
+        host["Dns"] = list(props["dns"])
+    if props.get("cpu_shares"):
+        host["CpuShares"] = int(props["cpu_shares"])
+    if props.get("cpu_set"):
+        host["CpusetCpus"] = str(props["cpu_set"])
+    if props.get("privileged"):
+        host["Privileged"] = True
+    if props.get("read_only"):
+        host["ReadonlyRootfs"] = True
+    vf = props.get("volumes_from")
+    if isinstance(vf, str):
+        vf = [x for x in vf.split(",") if x]
+    if vf:
+        host["VolumesFrom"] = list(vf)
+    rp = props.get("restart_policy") or {}
+    if rp:
+        host["RestartPolicy"] = {
+            "Name": rp.get("Name") or "no",
+            "MaximumRetryCount": int(rp.get("MaximumRetryCount") or 0),
+        }
+    if props.get("cap_add"):
+        host["CapAdd"] = list(props["cap_add"])
+    if props.get("cap_drop"):
+        host["CapDrop"] = list(props["cap_drop"])
+    if props.get("devices") and not props.get("privileged"):
+        host["Devices"] = [
+            {
+                "PathOnHost": d["path_on_host"],
+                "PathInContainer": d.get("path_in_container") or d["path_on_host"],
+                "CgroupPermissions": d.get("permissions") or "rwm",
+            }
+            for d in props["devices"]
+        ]
+    return body
+
+
+def port_key(spec: Any) -> str:
+    text = str(spec)
+    return text if "/" in text else f"{text}/tcp"
+
+
+def _host_ports(value: Any) -> list[dict]:
+    if value is None:
+        return [{"HostIp": "", "HostPort": ""}]
+    if isinstance(value, list):
+        return [b for v in value for b in _host_ports(v)]
+    if isinstance(value, dict):
+        return [
+            {"HostIp": str(value.get("HostIp", "")), "HostPort": str(value.get("HostPort", ""))}
+        ]
+    return [{"HostIp": "", "HostPort": str(value)}]

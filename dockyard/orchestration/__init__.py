@@ -1,0 +1,1 @@
+"""Orchestration (Heat API v1): HOT templates, a durable stack engine and resource plugins."""

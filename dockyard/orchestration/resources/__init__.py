@@ -1,0 +1,19 @@
+"""The registry of resource types."""
+
+from __future__ import annotations
+
+from dockyard.orchestration.resources.base import Resource
+
+
+def registry() -> dict[str, type[Resource]]:
+    from dockyard.orchestration.resources import docker as docker_res
+    from dockyard.orchestration.resources import heat
+
+    types: list[type[Resource]] = [
+        docker_res.DockerContainer,
+        heat.RandomString,
+        heat.Value,
+        heat.NoneResource,
+        heat.TestResource,
+    ]
+    return {t.type_name: t for t in types}

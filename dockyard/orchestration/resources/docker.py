@@ -1,0 +1,385 @@
+"""DockerInc::Docker::Container: the original plugin's properties and attributes on the
+modern Engine API, with its bugs fixed and `docker_endpoint` restricted to what the caller
+owns or an admin allowed."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from dockyard.api.errors import Forbidden
+from dockyard.docker import heat_containers as dc
+from dockyard.orchestration.errors import ResourceFailure, TemplateError
+from dockyard.orchestration.resources.base import Prop, Resource
+
+CAPABILITIES = [
+    "SETPCAP", "SYS_MODULE", "SYS_RAWIO", "SYS_PACCT", "SYS_ADMIN", "SYS_NICE", "SYS_RESOURCE",
+    "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "AUDIT_WRITE", "AUDIT_CONTROL", "MAC_OVERRIDE",
+    "MAC_ADMIN", "NET_ADMIN", "SYSLOG", "CHOWN", "NET_RAW", "DAC_OVERRIDE", "FOWNER",
+    "DAC_READ_SEARCH", "FSETID", "KILL", "SETGID", "SETUID", "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE", "NET_BROADCAST", "IPC_LOCK", "IPC_OWNER", "SYS_CHROOT", "SYS_PTRACE",
+    "SYS_BOOT", "LEASE", "SETFCAP", "WAKE_ALARM", "BLOCK_SUSPEND", "ALL",
+]  # fmt: skip
+_DEV = [{"length": {"max": 255}}, {"allowed_pattern": r"^/dev/[/_\-a-zA-Z0-9]+$"}]
+_VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
+_ENDPOINT = re.compile(r"^(tcp|http|https)://([^/:]+|\[[0-9a-fA-F:]+\]):(\d+)/?$")
+
+
+def _p(kind: str, desc: str, **kw: Any) -> Prop:
+    return Prop(kind, desc, **kw)
+
+
+class DockerContainer(Resource):
+    type_name = "DockerInc::Docker::Container"
+    description = "A Docker container, on a dockyard compute host or on a Docker endpoint."
+    support_status = {
+        "status": "UNSUPPORTED",
+        "message": "This resource is not supported, use at your own risk.",
+        "version": None,
+        "previous_status": None,
+    }
+    properties_schema = {
+        "docker_endpoint": _p("string", "Docker daemon endpoint (by default the local docker "
+                              "daemon will be used)."),
+        "hostname": _p("string", "Hostname of the container.", default=""),
+        "user": _p("string", "Username or UID.", default=""),
+        "memory": _p("integer", "Memory limit (Bytes)."),
+        "port_specs": _p("list", "TCP/UDP ports mapping."),
+        "port_bindings": _p("map", "TCP/UDP ports bindings."),
+        "links": _p("map", "Links to other containers."),
+        "name": _p("string", "Name of the container."),
+        "privileged": _p("boolean", "Enable extended privileges.", default=False),
+        "tty": _p("boolean", "Allocate a pseudo-tty if true.", default=False),
+        "open_stdin": _p("boolean", "Open stdin.", default=False),
+        "stdin_once": _p("boolean", "If true, close stdin after the 1 attached client "
+                         "disconnects.", default=False),
+        "env": _p("list", "Set environment variables."),
+        "cmd": _p("list", "Command to run after spawning the container.", default=[]),
+        "dns": _p("list", "Set custom dns servers."),
+        "image": _p("string", "Image name."),
+        "volumes": _p("map", "Create a bind mount (host path) or a named volume of the "
+                      "project (plain name).", default={}),
+        "volumes_from": _p("list", "Mount all specified volumes.", default=""),
+        "restart_policy": _p(
+            "map",
+            "Restart policies (only supported for API version >= 1.2.0).",
+            default={},
+            schema={
+                "Name": _p("string", "The behavior to apply when the container exits.",
+                           default="no",
+                           constraints=[{"allowed_values": ["no", "on-failure", "always"]}]),
+                "MaximumRetryCount": _p("integer", "A maximum restart count for the "
+                                        "on-failure policy.", default=0),
+            },
+        ),
+        "cap_add": _p("list", "Be used to add kernel capabilities (only supported for API "
+                      "version >= 1.2.0).", default=[],
+                      schema=_p("string", "The security features provided by Linux kernels.",
+                                constraints=[{"allowed_values": CAPABILITIES}])),
+        "cap_drop": _p("list", "Be used to drop kernel capabilities (only supported for API "
+                       "version >= 1.2.0).", default=[],
+                       schema=_p("string", "The security features provided by Linux kernels.",
+                                 constraints=[{"allowed_values": CAPABILITIES}])),
+        "read_only": _p("boolean", "If true, mount the container's root filesystem as read "
+                        "only (only supported for API version >= 1.17).", default=False),
+        "cpu_shares": _p("integer", "Relative weight which determines the allocation of the "
+                         "CPU processing power(only supported for API version >= 1.8).",
+                         default=0),
+        "devices": _p(
+            "list",
+            "Device mappings (only supported for API version >= 1.14).",
+            default=[],
+            schema=_p(
+                "map",
+                "Device mapping.",
+                schema={
+                    "path_on_host": _p("string", "The device path on the host.", required=True,
+                                       constraints=_DEV),
+                    "path_in_container": _p("string", "The device path in the container.",
+                                            constraints=_DEV),
+                    "permissions": _p("string", "The permissions of the container to read/"
+                                      "write/create the devices.", default="rwm",
+                                      constraints=[{"allowed_values": [
+                                          "r", "w", "m", "rw", "rm", "wm", "rwm"]}]),
+                },
+            ),
+        ),
+        "cpu_set": _p("string", "The CPUs in which to allow execution (only supported for API "
+                      "version >= 1.12)."),
+    }  # fmt: skip
+    attributes_schema = {
+        "info": {"description": "Container info."},
+        "network_info": {"description": "Container network info."},
+        "network_ip": {"description": "Container ip address."},
+        "network_gateway": {"description": "Container ip gateway."},
+        "network_tcp_ports": {"description": "Container TCP ports."},
+        "network_udp_ports": {"description": "Container UDP ports."},
+        "logs": {"description": "Container logs."},
+        "logs_head": {"description": "Container first logs line."},
+        "logs_tail": {"description": "Container last logs line."},
+    }
+    poll_interval = 0.25
+
+    # ---- validation (API side, and again before any connection) ---------------------
+
+    def validate(self) -> None:
+        p = self.properties
+        where = f"resources.{self.name}.properties"
+        if not self.ctx.is_admin:
+            if p.get("privileged"):
+                raise Forbidden(f"{where}.privileged: a privileged container needs the admin role")
+            if p.get("devices"):
+                raise Forbidden(f"{where}.devices: device mappings need the admin role")
+            if p.get("cap_add"):
+                raise Forbidden(f"{where}.cap_add: extra capabilities need the admin role")
+            for key in p.get("volumes") or {}:
+                if str(key).startswith("/"):
+                    raise Forbidden(
+                        f"{where}.volumes: host path {key} needs the admin role; "
+                        "use a volume name to get a volume of your project"
+                    )
+        for key, value in (p.get("volumes") or {}).items():
+            key = str(key)
+            if not key.startswith("/") and not _VOLUME_NAME.match(key):
+                raise TemplateError(
+                    f"Property error: {where}.volumes: {key!r} is neither a host path nor a "
+                    "volume name (letters, digits, _ . -)"
+                )
+            _mount_target(value, f"{where}.volumes.{key}")
+        if not self.ctx.is_admin and p.get("volumes_from"):
+            vf = p["volumes_from"]
+            if vf and vf != "":
+                raise Forbidden(f"{where}.volumes_from: needs the admin role")
+        endpoint = p.get("docker_endpoint")
+        if endpoint:
+            self.check_endpoint(endpoint)
+
+    def check_endpoint(self, endpoint: str) -> None:
+        """Refuse (400) any endpoint the caller does not own and no admin allowed."""
+        where = f"resources.{self.name}.properties.docker_endpoint"
+        norm = normalize_endpoint(endpoint)
+        if norm is None:
+            raise TemplateError(
+                f"Property error: {where}: {endpoint!r} is not a Docker endpoint "
+                "(expected tcp://<address>:<port>)"
+            )
+        allowed = {normalize_endpoint(e) for e in _split(self.ctx.settings.heat_allowed_endpoints)}
+        if norm in allowed:
+            return
+        owned = set()
+        services = self.ctx.services
+        if services is not None:
+            owned = {normalize_endpoint(e) for e in services.owned_docker_endpoints(self.ctx)}
+        if norm in owned:
+            return
+        raise TemplateError(
+            f"Property error: {where}: {endpoint} is not the Docker endpoint of a server of "
+            "your project nor an endpoint allowed by the administrator"
+        )
+
+    # ---- the steps ------------------------------------------------------------------
+
+    def _url(self) -> str:
+        endpoint = self.properties.get("docker_endpoint")
+        if endpoint:
+            self.check_endpoint(endpoint)  # again: it may only be known now
+            norm = normalize_endpoint(endpoint) or endpoint
+            return norm.replace("http://", "tcp://", 1) if norm.startswith("http://") else norm
+        return self.ctx.settings.docker_url
+
+    def _client(self):
+        return dc.connect(self._url())
+
+    def _labels(self) -> dict[str, str]:
+        labels = dict(_extra_labels(self.ctx.settings))
+        labels.update(
+            {
+                "dockyard.project_id": self.ctx.project_id,
+                "dockyard.stack_id": self.ctx.stack_id,
+                "dockyard.resource": self.name,
+                dc.INCARNATION_LABEL: self.incarnation,
+            }
+        )
+        return labels
+
+    def _volume_name(self, name: str) -> str:
+        return f"dockyard-{self.ctx.project_id[:12]}-{name}"
+
+    def create(self) -> str:
+        try:
+            client = self._client()
+            found = dc.find(client, {dc.INCARNATION_LABEL: self.incarnation})
+            if found:
+                info = dc.inspect(client, found) or {}
+                if not (info.get("State") or {}).get("Running") and not self.data.get("started"):
+                    dc.start(client, found)
+                return found
+            image = self.properties.get("image")
+            if not image:
+                raise ResourceFailure("Property image not assigned", "StackValidationFailed")
+            dc.ensure_image(client, image)
+            binds: list[str] = []
+            volumes: dict[str, dict] = {}
+            vlabels = {
+                **_extra_labels(self.ctx.settings),
+                "dockyard.project_id": self.ctx.project_id,
+                "dockyard.stack_id": self.ctx.stack_id,
+                "dockyard.resource": self.name,
+            }
+            for key, value in (self.properties.get("volumes") or {}).items():
+                target, mode = _mount_target(value, key)
+                source = str(key)
+                if not source.startswith("/"):
+                    source = self._volume_name(source)
+                    dc.ensure_volume(client, source, vlabels)
+                binds.append(f"{source}:{target}:{mode}")
+                volumes[target] = {}
+            body = dc.container_body(self.properties, self._labels(), binds, volumes)
+            cid = dc.create(client, body, self.properties.get("name"))
+            dc.start(client, cid)
+            self.data["started"] = True
+            return cid
+        except dc.DockerFailure as exc:
+            raise ResourceFailure(str(exc), "ResourceInError") from exc
+
+    def check_create(self) -> bool:
+        client = self._client()
+        info = dc.inspect(client, self.physical_id)
+        if info is None:
+            raise ResourceFailure('Went to status DELETED due to "the container vanished"')
+        state = info.get("State") or {}
+        if state.get("Running"):
+            return True
+        if state.get("Status") == "exited":
+            if state.get("ExitCode"):
+                text = dc.logs(client, self.physical_id).strip() or state.get("Error") or ""
+                raise ResourceFailure(
+                    f'Went to status EXITED (code {state.get("ExitCode")}) due to "{text}"'
+                )
+            return True  # a container that did its job and exited 0 is complete
+        return False
+
+    def delete(self) -> None:
+        if not self.physical_id:
+            return
+        try:
+            client = self._client()
+            dc.remove(client, self.physical_id)
+        except dc.DockerFailure as exc:
+            raise ResourceFailure(str(exc)) from exc
+
+    def check_delete(self) -> bool:
+        if not self.physical_id:
+            return True
+        client = self._client()
+        if dc.inspect(client, self.physical_id) is not None:
+            return False
+        dc.remove_volumes(
+            client,
+            {"dockyard.stack_id": self.ctx.stack_id, "dockyard.resource": self.name},
+        )
+        return True
+
+    def suspend(self) -> None:
+        try:
+            dc.stop(self._client(), self.physical_id)
+        except dc.DockerFailure as exc:
+            raise ResourceFailure(str(exc)) from exc
+
+    def check_suspend(self) -> bool:
+        info = dc.inspect(self._client(), self.physical_id) or {}
+        return not (info.get("State") or {}).get("Running")
+
+    def resume(self) -> None:
+        try:
+            dc.start(self._client(), self.physical_id)
+        except dc.DockerFailure as exc:
+            raise ResourceFailure(str(exc)) from exc
+
+    def check_resume(self) -> bool:
+        info = dc.inspect(self._client(), self.physical_id) or {}
+        return bool((info.get("State") or {}).get("Running"))
+
+    def check(self) -> None:
+        raise NotImplementedError
+
+    def replace_delete_first(self) -> bool:
+        return bool(self.properties.get("name"))
+
+    def needs_replace(self, new_properties: dict, changed: set[str]) -> bool:
+        return bool(changed)
+
+    # ---- attributes -----------------------------------------------------------------
+
+    def reference(self) -> Any:
+        return self.physical_id or self.name
+
+    def attribute(self, name: str) -> Any:
+        if not self.physical_id:
+            return None
+        client = self._client()
+        if name.startswith("logs"):
+            text = dc.logs(client, self.physical_id)
+            if name == "logs":
+                return text
+            lines = text.split("\n")
+            return lines[0] if name == "logs_head" else lines[-1]
+        info = dc.inspect(client, self.physical_id)
+        if info is None:
+            return None
+        if name == "info":
+            return info
+        net = dict(info.get("NetworkSettings") or {})
+        first = next(iter((net.get("Networks") or {}).values()), {}) or {}
+        ip = net.get("IPAddress") or first.get("IPAddress")
+        gateway = net.get("Gateway") or first.get("Gateway")
+        tcp = _ports(net, "tcp")
+        udp = _ports(net, "udp")
+        if name == "network_info":
+            return {**net, "TcpPorts": tcp, "UdpPorts": udp}
+        return {
+            "network_ip": ip,
+            "network_gateway": gateway,
+            "network_tcp_ports": tcp,
+            "network_udp_ports": udp,
+        }.get(name)
+
+
+def _ports(net: dict, proto: str) -> str:
+    out = []
+    for key, value in (net.get("Ports") or {}).items():
+        if key.endswith("/" + proto) and value and value[0].get("HostPort"):
+            out.append(value[0]["HostPort"])
+    return ",".join(out)
+
+
+def _mount_target(value: Any, where: str) -> tuple[str, str]:
+    if isinstance(value, str) and value:
+        return value, "rw"
+    if isinstance(value, dict) and value.get("bind"):
+        mode = value.get("mode") or ("ro" if value.get("ro") else "rw")
+        return str(value["bind"]), str(mode)
+    raise TemplateError(f"Property error: {where}: expected a container path")
+
+
+def _split(text: str) -> list[str]:
+    return [x.strip() for x in (text or "").split(",") if x.strip()]
+
+
+def _extra_labels(settings: Any) -> dict[str, str]:
+    out = {}
+    for item in _split(getattr(settings, "container_labels", "")):
+        k, _, v = item.partition("=")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def normalize_endpoint(endpoint: str) -> str | None:
+    """`tcp://host:port` for a TCP endpoint, the URL itself for unix://, else None."""
+    endpoint = str(endpoint).strip()
+    if endpoint.startswith("unix://"):
+        return endpoint
+    m = _ENDPOINT.match(endpoint)
+    if not m:
+        return None
+    return f"tcp://{m.group(2).lower()}:{int(m.group(3))}"

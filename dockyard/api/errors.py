@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from http import HTTPStatus
 
@@ -9,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from dockyard.logs import request_id_var
 
@@ -117,8 +118,14 @@ def neutron_error(err: ApiError) -> Response:
 
 
 def glance_error(err: ApiError) -> Response:
-    text = f"{err.status} {err.title}\n\n{err.message}\n\n"
-    return PlainTextResponse(text, status_code=err.status, headers=err.headers)
+    # the HTML page real Glance (webob) sends: openstacksdk only shows messages from JSON or
+    # HTML bodies, glanceclient strips the tags; both then print the message
+    title = f"{err.status} {err.title}"
+    body = (
+        f"<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n"
+        f"  {html.escape(err.message)}<br /><br />\n\n\n\n </body>\n</html>"
+    )
+    return HTMLResponse(body, status_code=err.status, headers=err.headers)
 
 
 def heat_error(err: ApiError) -> Response:

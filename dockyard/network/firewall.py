@@ -54,6 +54,8 @@ POLL_SECONDS = 0.5
 VERIFY_SECONDS = 2.0
 HOOK_CHAIN = "DOCKER-USER"
 ANY = "0.0.0.0/0"
+# the packet-mark bit dockyard uses (only inside its own chains) to test group membership
+MARK_BIT = 0x10000000
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,8 @@ def desired_ruleset(prefix: str, ports: Iterable[PortState], rules: Iterable[Rul
 
     entry = f"{prefix}-FWD"
     chains: dict[str, list[str]] = {entry: ["-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"]}
+    mark = f"{MARK_BIT:#x}/{MARK_BIT:#x}"
+    clear = f"-j MARK --set-xmark 0x0/{MARK_BIT:#x}"
     jumps_in: list[str] = []
     jumps_out: list[str] = []
     for p in ports:
@@ -173,7 +177,6 @@ def desired_ruleset(prefix: str, ports: Iterable[PortState], rules: Iterable[Rul
             ("ingress", f"{prefix}-I{_short(p.port_id)}", "-s", jumps_in),
         ):
             lines: list[str] = []
-            seen: set[str] = set()
             group_rules = [r for g in sorted(set(p.groups)) for r in by_group.get(g, [])]
             for r in sorted(group_rules, key=sort_key):
                 if r.direction != direction or r.ethertype != "IPv4":
@@ -182,17 +185,29 @@ def desired_ruleset(prefix: str, ports: Iterable[PortState], rules: Iterable[Rul
                 if proto is None:
                     continue
                 if r.remote_group_id:
-                    peers = [f"{ip}/32" for ip in members.get(r.remote_group_id, [])]
+                    # membership is one chain per (group, side) that marks member addresses,
+                    # so a rule costs two lines however many members the group has
+                    if not members.get(r.remote_group_id):
+                        continue
+                    kind = "S" if peer_flag == "-s" else "D"
+                    group_chain = f"{prefix}-{kind}{_short(r.remote_group_id)}"
+                    if group_chain not in chains:
+                        chains[group_chain] = [
+                            f"{peer_flag} {ip}/32 -j MARK --set-xmark {mark}"
+                            for ip in members[r.remote_group_id]
+                        ]
+                    if clear not in lines:
+                        lines.insert(0, clear)
+                    candidates = [
+                        " ".join([*proto, "-j", group_chain]),
+                        f"-m mark --mark {mark} -j RETURN",
+                    ]
                 elif r.remote_ip_prefix and r.remote_ip_prefix != ANY:
-                    peers = [r.remote_ip_prefix]
+                    candidates = [" ".join([peer_flag, r.remote_ip_prefix, *proto, "-j RETURN"])]
                 else:
-                    peers = [None]
-                for peer in peers:
-                    parts = [peer_flag, peer] if peer else []
-                    line = " ".join([*parts, *proto, "-j", "RETURN"])
-                    if line not in seen:
-                        seen.add(line)
-                        lines.append(line)
+                    candidates = [" ".join([*proto, "-j", "RETURN"])]
+                if not all(c in lines for c in candidates):
+                    lines.extend(candidates)
             lines.append("-j DROP")
             chains[chain] = lines
             if direction == "egress":
@@ -200,6 +215,8 @@ def desired_ruleset(prefix: str, ports: Iterable[PortState], rules: Iterable[Rul
             else:
                 jumps.append(f"-o {p.bridge} -d {p.ip}/32 -j {chain}")
     chains[entry].extend(jumps_out + jumps_in)
+    if any(name[len(prefix) + 1] in "SD" for name in chains if name != entry):
+        chains[entry].append(clear)  # allowed packets leave without dockyard's mark bit
     return Ruleset(prefix=prefix, chains=chains)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dockyard.network.firewall import (
+    MARK_BIT,
     IptablesApplier,
     PortState,
     RuleState,
@@ -79,20 +80,45 @@ def test_ranges_prefixes_udp_icmp_and_any():
     assert got[-1] == "-j DROP"
 
 
-def test_remote_group_expands_to_member_addresses():
+def test_remote_group_is_one_membership_chain():
     other = PortState("cccccccccccc3333", "10.0.0.7", "dynnet1", ("default",))
     rules = [RuleState("default", "ingress", remote_group_id="default")]
     c = chains([CLIENT, other, WEB], rules)
+    mark = f"{MARK_BIT:#x}/{MARK_BIT:#x}"
+    members = f"{P}-Sdefault"
+    assert c[members] == [
+        f"-s 10.0.0.6/32 -j MARK --set-xmark {mark}",
+        f"-s 10.0.0.7/32 -j MARK --set-xmark {mark}",
+    ]
     assert c[f"{P}-Ibbbbbbbbbbbb"] == [
-        "-s 10.0.0.6/32 -j RETURN",
-        "-s 10.0.0.7/32 -j RETURN",
+        f"-j MARK --set-xmark 0x0/{MARK_BIT:#x}",
+        f"-j {members}",
+        f"-m mark --mark {mark} -j RETURN",
         "-j DROP",
     ]
-    # web is not a member of default: nothing admits it
-    assert "10.0.0.5" not in " ".join(c[f"{P}-Ibbbbbbbbbbbb"])
+    # web is not a member of default: nothing admits it; the mark never leaves dockyard
+    assert "10.0.0.5" not in " ".join(c[members])
+    assert c[f"{P}-FWD"][-1] == f"-j MARK --set-xmark 0x0/{MARK_BIT:#x}"
     # a group with no members admits nobody
     lonely = chains([WEB], [RuleState("web", "ingress", remote_group_id="default")])
     assert lonely[f"{P}-Iaaaaaaaaaaaa"] == ["-j DROP"]
+
+
+def test_rules_grow_linearly_with_ports():
+    def total(n: int) -> int:
+        ports = [
+            PortState(f"{i:012x}", f"10.0.{i // 250}.{i % 250 + 2}", "dynnet1", ("default",))
+            for i in range(n)
+        ]
+        rules = [
+            RuleState("default", "egress"),
+            RuleState("default", "ingress", remote_group_id="default"),
+            RuleState("default", "ingress", protocol="tcp", port_range_min=22, port_range_max=22),
+        ]
+        return sum(len(v) for v in desired_ruleset(P, ports, rules).chains.values())
+
+    assert total(400) < 2.1 * total(200)
+    assert total(200) < 12 * 200
 
 
 def test_port_security_disabled_is_unfiltered_and_no_groups_drops_all():

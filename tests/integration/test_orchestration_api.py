@@ -1,0 +1,254 @@
+"""Orchestration API over HTTP (SQLite and PostgreSQL): shapes, redirects, lifecycle, errors."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+TPL = {
+    "heat_template_version": "2017-09-01",
+    "parameters": {
+        "val": {"type": "string", "default": "hello"},
+        "pw": {"type": "string", "hidden": True, "default": "s3cret"},
+    },
+    "resources": {
+        "test": {"type": "OS::Heat::TestResource", "properties": {"value": {"get_param": "val"}}},
+        "rnd": {
+            "type": "OS::Heat::RandomString",
+            "depends_on": "test",
+            "properties": {"length": 12},
+        },
+    },  # fmt: skip
+    "outputs": {
+        "output_value": {"value": {"get_attr": ["test", "output"]}, "description": "the value"},
+        "rnd": {"value": {"get_resource": "rnd"}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def admin(cloud):
+    token = cloud.token("admin")
+    with cloud.client(token) as c:
+        r = c.get("/identity/v3/auth/tokens", headers={"X-Subject-Token": token})
+        project = r.json()["token"]["project"]["id"]
+        c.base_url = f"{cloud.url}/orchestration/v1/{project}"
+        c.project = project
+        yield c
+
+
+def wait_status(c: httpx.Client, url: str, want: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stack = c.get(url).json()["stack"]
+        if not stack["stack_status"].endswith("IN_PROGRESS"):
+            assert stack["stack_status"] == want, stack
+            return stack
+        time.sleep(0.2)
+    raise AssertionError(f"{url} still in progress")
+
+
+def create(c: httpx.Client, name: str, template: dict, **extra) -> str:
+    r = c.post("/stacks", json={"stack_name": name, "template": template, **extra})
+    assert r.status_code == 201, r.text
+    assert r.headers["Location"].endswith(f"/stacks/{name}/{r.json()['stack']['id']}")
+    return f"/stacks/{name}/{r.json()['stack']['id']}"
+
+
+def test_versions_and_tenant_checks(cloud, admin):
+    r = httpx.get(cloud.url + "/orchestration/")
+    assert r.status_code == 300 and r.json()["versions"][0]["id"] == "v1.0"
+    r = admin.get(f"{cloud.url}/orchestration/v1/{admin.project}/stacks", headers={})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    demo = cloud.client(cloud.token("demo"))
+    r = demo.get(f"/orchestration/v1/{admin.project}/stacks")
+    assert r.status_code == 403 and r.json()["error"]["type"] == "Forbidden"
+    r = httpx.get(f"{admin.base_url}stacks")
+    assert r.status_code == 401
+
+
+def test_stack_lifecycle(admin):
+    url = create(admin, "api-life", TPL, disable_rollback=True, tags="a,b", timeout_mins=5)
+    stack = wait_status(admin, url, "CREATE_COMPLETE")
+    assert stack["parameters"]["pw"] == "******"
+    assert stack["parameters"]["OS::stack_name"] == "api-life"
+    assert stack["tags"] == ["a", "b"] and stack["timeout_mins"] == 5
+    outs = {o["output_key"]: o["output_value"] for o in stack["outputs"]}
+    assert outs["output_value"] == "hello" and len(outs["rnd"]) == 12
+    # name lookups redirect, with the sub-path and query kept
+    r = admin.get("/stacks/api-life/resources?with_detail=true")
+    assert r.status_code == 302
+    assert r.headers["Location"].endswith(f"{url}/resources?with_detail=true")
+    assert admin.get("/stacks/no-such").status_code == 404
+    assert admin.get("/stacks/no-such").json()["error"]["type"] == "EntityNotFound"
+    # resources
+    res = admin.get(url + "/resources").json()["resources"]
+    by = {r["resource_name"]: r for r in res}
+    assert by["test"]["resource_status"] == "CREATE_COMPLETE"
+    assert by["test"]["required_by"] == ["rnd"]
+    assert by["test"]["physical_resource_id"].startswith("api-life-test-")
+    assert admin.get(url + "/resources?type=OS::Nova::Server").json() == {"resources": []}
+    assert admin.get(url + "/resources?bogus=1").status_code == 400
+    detail = admin.get(url + "/resources/test").json()["resource"]
+    assert detail["attributes"]["output"] == "hello"
+    assert admin.post(url + "/resources/test/signal").status_code == 400
+    # events: oldest first when asked, marker exclusive
+    ev = admin.get(url + "/events?sort_dir=asc").json()["events"]
+    assert ev[0]["resource_status_reason"] == "Stack CREATE started"
+    assert ev[-1]["resource_status"] == "CREATE_COMPLETE" and ev[-1]["resource_name"] == "api-life"
+    rest = admin.get(url + f"/events?sort_dir=asc&marker={ev[1]['id']}").json()["events"]
+    assert [e["id"] for e in rest] == [e["id"] for e in ev[2:]]
+    one = admin.get(url + "/resources/test/events").json()["events"]
+    assert {e["resource_status"] for e in one} == {"CREATE_IN_PROGRESS", "CREATE_COMPLETE"}
+    # outputs, template, environment
+    assert admin.get(url + "/outputs").json()["outputs"][0]["output_key"] == "output_value"
+    out = admin.get(url + "/outputs/output_value").json()["output"]
+    assert out["output_value"] == "hello" and out["description"] == "the value"
+    assert admin.get(url + "/outputs/nope").status_code == 404
+    assert admin.get(url + "/template").json() == TPL
+    # mark unhealthy then an update (PATCH, parameter merge) replaces/updates
+    r = admin.patch(
+        url + "/resources/test",
+        json={"mark_unhealthy": True, "resource_status_reason": "resource deleted"},
+    )
+    assert r.status_code == 200
+    t = admin.get(url + "/resources/test").json()["resource"]
+    assert (t["resource_status"], t["resource_status_reason"]) == ("CHECK_FAILED",
+                                                                   "resource deleted")  # fmt: skip
+    r = admin.patch(url, json={"parameters": {"val": "patched"}})
+    assert r.status_code == 202, r.text
+    wait_status(admin, url, "UPDATE_COMPLETE")
+    assert admin.get(url + "/outputs/output_value").json()["output"]["output_value"] == "patched"
+    assert admin.get(url + "/resources/test").json()["resource"]["resource_status"] == (
+        "CREATE_COMPLETE"
+    )
+    # in-place update (value is update_allowed) keeps the physical id
+    pid = admin.get(url + "/resources/test").json()["resource"]["physical_resource_id"]
+    r = admin.put(url, json={"template": TPL, "parameters": {"val": "put"}})
+    assert r.status_code == 202
+    wait_status(admin, url, "UPDATE_COMPLETE")
+    t = admin.get(url + "/resources/test").json()["resource"]
+    assert t["physical_resource_id"] == pid and t["resource_status"] == "UPDATE_COMPLETE"
+    # suspend / resume / check
+    assert admin.post(url + "/actions", json={"suspend": None}).status_code == 200
+    wait_status(admin, url, "SUSPEND_COMPLETE")
+    r = admin.put(url, json={"template": TPL})
+    assert r.status_code == 400 and "suspended" in r.json()["error"]["message"]
+    assert admin.post(url + "/actions", json={"resume": None}).status_code == 200
+    wait_status(admin, url, "RESUME_COMPLETE")
+    assert admin.post(url + "/actions", json={"check": None}).status_code == 200
+    stack = wait_status(admin, url, "CHECK_COMPLETE")
+    assert "not fully supported" in stack["stack_status_reason"]
+    assert admin.post(url + "/actions", json={"a": 1, "b": 2}).status_code == 400
+    # delete by name: 302 to the stack, then 204, then the id still shows DELETE_COMPLETE
+    r = admin.delete("/stacks/api-life")
+    assert r.status_code == 302
+    assert admin.delete(url).status_code == 204
+    stack = wait_status(admin, url, "DELETE_COMPLETE")
+    assert stack["deletion_time"] and "outputs" not in stack
+    assert admin.get("/stacks/api-life").status_code == 404
+    assert all(s["stack_name"] != "api-life" for s in admin.get("/stacks").json()["stacks"])
+
+
+def test_failure_rollback_and_timeout(admin):
+    failing = {
+        "heat_template_version": "2016-10-14",
+        "resources": {
+            "ok": {"type": "OS::Heat::TestResource"},
+            "bad": {"type": "OS::Heat::TestResource", "depends_on": "ok",
+                    "properties": {"fail": True}},
+        },
+    }  # fmt: skip
+    url = create(admin, "api-fail", failing)
+    stack = wait_status(admin, url, "CREATE_FAILED")
+    assert stack["stack_status_reason"] == (
+        "Resource CREATE failed: ValueError: resources.bad: Test Resource failed bad"
+    )
+    url = create(admin, "api-rollback", failing, disable_rollback=False)
+    wait_status(admin, url, "ROLLBACK_COMPLETE")
+    res = admin.get(url + "/resources").json()["resources"]
+    assert {r["resource_status"] for r in res} == {"DELETE_COMPLETE"}
+    slow = {"heat_template_version": "2016-10-14",
+            "resources": {"s": {"type": "OS::Heat::TestResource",
+                                "properties": {"action_wait_secs": {"create": 600}}}}}  # fmt: skip
+    url = create(admin, "api-supersede", slow, timeout_mins=1)
+    time.sleep(0.5)
+    r = admin.get(url).json()["stack"]
+    assert r["stack_status"] == "CREATE_IN_PROGRESS"
+    assert admin.delete(url).status_code == 204  # delete supersedes the running create
+    wait_status(admin, url, "DELETE_COMPLETE")
+
+
+def test_validation_errors(admin):
+    def post(tpl, **kw):
+        return admin.post("/stacks", json={"stack_name": "api-bad", "template": tpl, **kw})
+
+    cyc = {"heat_template_version": "2015-10-15", "resources": {
+        "a": {"type": "OS::Heat::None", "depends_on": "b"},
+        "b": {"type": "OS::Heat::None", "depends_on": "a"}}}  # fmt: skip
+    r = post(cyc)
+    assert r.status_code == 400 and "a -> b -> a" in r.json()["error"]["message"]
+    r = post({"heat_template_version": "2015-10-15", "resources": {"a": {"type": "Nope::X"}}})
+    assert r.status_code == 400 and "Nope::X" in r.json()["error"]["message"]
+    r = post(TPL, parameters={"nope": 1})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "UnknownUserParameter"
+    num = {"heat_template_version": "2015-10-15", "parameters": {"n": {"type": "number"}}}
+    r = post(num, parameters={"n": "abc"})
+    assert r.status_code == 400 and "'n'" in r.json()["error"]["message"]
+    r = post("heat_template_version: 2015-10-15\ndescription: " + "x" * 600000)
+    assert r.status_code in (400, 413)
+    r = admin.post("/stacks", json={"stack_name": "1bad", "template": TPL})
+    assert r.status_code == 400 and "Invalid stack name" in r.json()["error"]["message"]
+    docker = {"heat_template_version": "2015-10-15", "resources": {"c": {
+        "type": "DockerInc::Docker::Container",
+        "properties": {"image": "x", "docker_endpoint": "tcp://127.0.0.1:2375"}}}}  # fmt: skip
+    r = post(docker)
+    assert r.status_code == 400 and "docker_endpoint" in r.json()["error"]["message"]
+    create(admin, "api-dup", {"heat_template_version": "2015-10-15"})
+    r = admin.post("/stacks", json={"stack_name": "api-dup", "template": TPL})
+    assert r.status_code == 409 and r.json()["error"]["type"] == "StackExists"
+
+
+def test_validate_types_and_versions(admin):
+    r = admin.post("/validate", json={"template": {
+        "heat_template_version": "2016-04-08",
+        "parameters": {"test_val": {"type": "string"}},
+        "parameter_groups": [{"label": "g", "parameters": ["test_val"]}],
+        "resources": {"t": {"type": "OS::Heat::TestResource",
+                            "properties": {"value": {"get_param": "test_val"}}}}}})  # fmt: skip
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["Parameters"]["test_val"] == {
+        "Type": "String", "Description": "", "NoEcho": "false", "Label": "test_val"}  # fmt: skip
+    assert body["ParameterGroups"][0]["parameters"] == ["test_val"]
+    names = admin.get("/resource_types").json()["resource_types"]
+    assert "DockerInc::Docker::Container" in names and "OS::Heat::TestResource" in names
+    t = admin.get("/resource_types/OS::Heat::TestResource").json()
+    assert t["support_status"]["status"] == "SUPPORTED"
+    assert t["properties"]["wait_secs"]["default"] == 0
+    d = admin.get("/resource_types/DockerInc::Docker::Container").json()
+    assert d["support_status"]["status"] == "UNSUPPORTED" and "network_ip" in d["attributes"]
+    hot = admin.get("/resource_types/OS::Heat::TestResource/template?template_type=hot").json()
+    assert hot["resources"]["TestResource"]["type"] == "OS::Heat::TestResource"
+    assert admin.get("/resource_types/No::Such").status_code == 404
+    v = admin.get("/template_versions").json()["template_versions"]
+    assert {"version": "heat_template_version.2016-04-08", "type": "hot", "aliases": []} in v
+    f = admin.get("/template_versions/heat_template_version.2016-04-08/functions").json()
+    assert {"functions": "get_file", "description": "A function for including a file inline."} in (
+        f["template_functions"]
+    )
+    assert admin.get("/template_versions/heat_template_version.1999/functions").status_code == 404
+
+
+def test_project_isolation(cloud, admin):
+    url = create(admin, "api-private", {"heat_template_version": "2015-10-15"})
+    demo_token = cloud.token("demo")
+    with cloud.client(demo_token) as c:
+        r = c.get("/identity/v3/auth/tokens", headers={"X-Subject-Token": demo_token})
+        demo_project = r.json()["token"]["project"]["id"]
+        base = f"/orchestration/v1/{demo_project}"
+        assert c.get(base + "/stacks").json()["stacks"] == []
+        assert c.get(base + "/stacks/api-private").status_code == 404
+        assert c.get(base + url).status_code == 404

@@ -623,6 +623,12 @@ def build(runtime: Runtime) -> ServiceApp:
         with db.session() as s:
             port = visible_port(s, ctx, port_id)
             enforce(ctx, "network:delete_port", {"project_id": port.project_id})
+            if port.device_owner.startswith("compute:") and port.device_id:
+                raise Conflict(
+                    f"Port {port.id} is attached to server {port.device_id}: delete the server "
+                    "or detach the interface first.",
+                    kind="PortInUse",
+                )
             s.delete(port)
         service.changed()
         return Response(status_code=204)

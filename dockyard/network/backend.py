@@ -82,6 +82,7 @@ class DockerBackend:
         self._lock = threading.Lock()
         self.wake = threading.Event()
         self.failing = False
+        self.complaints: dict[str, str] = {}
 
     def client(self):
         with self._lock:
@@ -131,8 +132,11 @@ class DockerBackend:
         for network_id, spec in desired.items():
             try:
                 dn.ensure_network(client, spec)
+                self.complaints.pop(network_id, None)
             except dn.NetworkConflict as exc:
-                log.error("Docker network for %s cannot be made: %s", network_id, exc)
+                if self.complaints.get(network_id) != str(exc):  # say it once, not every 5 s
+                    log.error("Docker network for %s cannot be made: %s", network_id, exc)
+                self.complaints[network_id] = str(exc)
         for network_id, m in managed.items():
             if network_id not in desired and m.containers == 0:
                 log.info("removing orphaned Docker network %s", m.name)

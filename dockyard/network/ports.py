@@ -6,6 +6,7 @@ Compute's interface (see docs/networking.md):
                 security_groups=None) -> PortBinding
   ports_for_device(session, device_id) -> list[PortBinding]
   release_ports(session, device_id) -> None
+  apply_security_groups(session, ctx, port_id, security_groups) -> PortBinding
 All run inside the caller's transaction (`with runtime.db.session() as session:`), so a refusal
 leaves nothing behind. Attaching the container is dockyard.docker.networks (endpoint_config,
 connect, disconnect). Firewall rules follow by themselves (dockyard.network.firewall polls).
@@ -317,6 +318,26 @@ def allocate_port(
         device_owner=COMPUTE_OWNER,
         auto_created=True,
     )
+    return binding_of(session, port)
+
+
+def apply_security_groups(
+    session: Session, ctx: RequestContext, port_id: str, security_groups: list[str]
+) -> PortBinding:
+    """Replace the groups of a port (names or ids, in the port's project); the firewall loop
+    enforces the change within a second."""
+    port = session.get(Port, port_id)
+    if port is None or not (ctx.is_admin or port.project_id == ctx.project_id):
+        raise NotFound(f"Port {port_id} could not be found.", kind="PortNotFound")
+    group_ids = resolve_groups(session, ctx, port.project_id, security_groups)
+    if group_ids and not port.port_security_enabled:
+        raise BadRequest(
+            "Port security must be enabled to have security groups on a port.",
+            kind="PortSecurityAndIPRequiredForSecurityGroups",
+        )
+    set_groups(session, port, group_ids)
+    port.revision_number += 1
+    session.flush()
     return binding_of(session, port)
 
 

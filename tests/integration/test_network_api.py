@@ -218,6 +218,20 @@ def test_port_addresses_and_refusals_leave_nothing(cloud, demo):
     assert r.status_code == 409 and r.json()["NeutronError"]["type"] == "NetworkInUse"
     assert demo.get(f"{N}/networks/{net['id']}").status_code == 200
     assert docker_client().networks.list(names=[f"dockyard-net-{net['id']}"])
+    # a server's port goes with the server, not on its own
+    r = demo.post(
+        f"{N}/ports",
+        json={
+            "port": {"network_id": net["id"], "device_id": "srv-1", "device_owner": "compute:nova"}
+        },
+    )
+    bound = r.json()["port"]
+    assert bound["status"] == "ACTIVE"
+    r = demo.delete(f"{N}/ports/{bound['id']}")
+    assert r.status_code == 409 and r.json()["NeutronError"]["type"] == "PortInUse"
+    r = demo.put(f"{N}/ports/{bound['id']}", json={"port": {"device_id": "", "device_owner": ""}})
+    assert r.status_code == 200
+    assert demo.delete(f"{N}/ports/{bound['id']}").status_code == 204
     # deleting the port frees its address for the next one
     assert demo.delete(f"{N}/ports/{port['id']}").status_code == 204
     r = demo.post(f"{N}/ports", json={"port": {"network_id": net["id"]}})

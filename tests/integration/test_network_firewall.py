@@ -180,6 +180,24 @@ def test_rules_restored_after_dockyard_restart(env, servers):
     assert tcp_ok(c, servers["d"].ip_address)
 
 
+def test_changing_a_ports_groups(env, servers):
+    from dockyard.network.ports import apply_security_groups
+
+    cloud, c, s_ip = env["cloud"], servers["c_ct"], servers["s"].ip_address
+    assert not tcp_ok(c, s_ip)
+    db = database_of(cloud)
+    try:
+        with db.session() as s:
+            b = apply_security_groups(s, context_for(cloud), servers["s"].port_id, ["default"])
+        assert len(b.security_group_ids) == 1
+        assert eventually(lambda: tcp_ok(c, s_ip), OPEN_WITHIN + PROBE_SLACK)
+        with db.session() as s:
+            apply_security_groups(s, context_for(cloud), servers["s"].port_id, ["web"])
+        assert eventually(lambda: not tcp_ok(c, s_ip), OPEN_WITHIN + PROBE_SLACK)
+    finally:
+        db.dispose()
+
+
 def test_released_port_loses_its_rules(env, servers):
     from dockyard.network.ports import ports_for_device, release_ports
 

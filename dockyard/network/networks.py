@@ -167,6 +167,7 @@ def delete_network(session: Session, backend: DockerBackend, network: Network) -
         )
     for subnet in session.scalars(select(Subnet).where(Subnet.network_id == network.id)).all():
         session.delete(subnet)
+    session.flush()  # subnets first: without ORM relationships the flush order is not implied
     session.delete(network)
     session.flush()
     backend.remove(network.id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from typing import Annotated
 
 import anyio
@@ -47,6 +48,7 @@ PATCH_TYPES = (
 # gets to read the error instead of a reset connection
 DRAIN_LIMIT = 1024**3
 WRITE_BATCH = 1024 * 1024
+HEARTBEAT_SECONDS = 60
 _DATA_PATH = re.compile(r"^/v2/images/[^/]+/(file|stage)$")
 
 
@@ -73,15 +75,20 @@ async def _drain(request: Request, already: int = 0) -> None:
         return
 
 
-async def _receive_blob(request: Request, writer) -> WrittenBlob:
-    """Stream the request body into the writer, in batches written off the event loop."""
+async def _receive_blob(request: Request, writer, alive) -> WrittenBlob:
+    """Stream the request body into the writer, in batches written off the event loop;
+    `alive()` is called now and then while data keeps coming."""
     buf = bytearray()
+    last_beat = time.monotonic()
     async for chunk in request.stream():
         buf += chunk
         if len(buf) >= WRITE_BATCH:
             data = bytes(buf)
             buf.clear()
             await anyio.to_thread.run_sync(writer.write, data)
+            if time.monotonic() - last_beat > HEARTBEAT_SECONDS:
+                last_beat = time.monotonic()
+                await anyio.to_thread.run_sync(alive)
     if buf:
         await anyio.to_thread.run_sync(writer.write, bytes(buf))
     return await anyio.to_thread.run_sync(writer.finish)
@@ -92,6 +99,7 @@ def build(runtime: Runtime) -> ServiceApp:
     base = settings.base_url + "/image"
     store = BlobStore(settings.blob_dir)
     store.sweep_temp()
+    uploads.reset_abandoned(runtime)
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     install_error_handlers(app, glance_error)
 
@@ -155,7 +163,12 @@ def build(runtime: Runtime) -> ServiceApp:
 
         view = await anyio.to_thread.run_sync(work)
         return JSONResponse(
-            view, status_code=201, headers={"Location": f"{base}/v2/images/{view['id']}"}
+            view,
+            status_code=201,
+            headers={
+                "Location": f"{base}/v2/images/{view['id']}",
+                "OpenStack-image-import-methods": "glance-direct",
+            },
         )
 
     @app.get("/v2/images")
@@ -237,7 +250,9 @@ def build(runtime: Runtime) -> ServiceApp:
         try:
             writer = await anyio.to_thread.run_sync(store.writer, ticket.limit)
             try:
-                blob = await _receive_blob(request, writer)
+                blob = await _receive_blob(
+                    request, writer, lambda: uploads.heartbeat(runtime, image_id)
+                )
             except LimitExceeded as exc:
                 await _drain(request, writer.size)
                 raise uploads.limit_error(settings, ticket) from exc

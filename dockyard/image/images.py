@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from dockyard.api.context import RequestContext
@@ -279,9 +279,23 @@ def _check_visibility_change(ctx: RequestContext, visibility: str, image: Image 
 # ---- quotas --------------------------------------------------------------------------------
 
 
+# an upload that has not made progress for this long is abandoned (its process died)
+STALE_UPLOAD_SECONDS = 600
+
+
+def stale_before() -> datetime:
+    return utcnow() - timedelta(seconds=STALE_UPLOAD_SECONDS)
+
+
+def is_stale_upload(image: Image) -> bool:
+    return image.status == "saving" and image.updated_at < stale_before()
+
+
 def bytes_used(session: Session, owner: str | None, exclude: str | None = None) -> int:
-    """Stored bytes plus bytes reserved by uploads in progress, for one project."""
-    q = select(func.coalesce(func.sum(func.coalesce(Image.size, 0) + Image.reserved_bytes), 0))
+    """Stored bytes plus bytes reserved by live uploads in progress, for one project."""
+    live = and_(Image.status == "saving", Image.updated_at >= stale_before())
+    reserved = case((live, Image.reserved_bytes), else_=0)
+    q = select(func.coalesce(func.sum(func.coalesce(Image.size, 0) + reserved), 0))
     q = q.where(Image.owner == owner)
     if exclude:
         q = q.where(Image.id != exclude)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from dockyard.api.context import RequestContext
 from dockyard.api.errors import BadRequest, Conflict, PayloadTooLarge
@@ -49,7 +49,12 @@ def begin(
     with runtime.db.session() as session:
         image = img.get_visible(session, ctx, image_id, lock=True)
         img.enforce_owner(ctx, "image:upload_image", image)
-        if image.status != "queued" and not img.registry_backed(image):
+        if image.status == SAVING and not img.is_stale_upload(image):
+            raise Conflict(
+                f"Image {image.id} is receiving data from another upload right now; "
+                "wait for it to finish or fail."
+            )
+        if image.status not in ("queued", SAVING) and not img.registry_backed(image):
             raise Conflict(
                 f"Image status transition from {image.status} to saving is not allowed: "
                 "data can only be uploaded once, to a queued image."
@@ -145,6 +150,31 @@ def abort(runtime: Runtime, image_id: str) -> None:
             image.reserved_bytes = 0
             img.sync_registry_status(image)
             image.updated_at = utcnow()
+
+
+def heartbeat(runtime: Runtime, image_id: str) -> None:
+    """Mark a long upload as alive, so it is not taken for an abandoned one."""
+    with runtime.db.session() as session:
+        session.execute(
+            update(Image)
+            .where(Image.id == image_id, Image.status == SAVING)
+            .values(updated_at=utcnow())
+        )
+
+
+def reset_abandoned(runtime: Runtime) -> int:
+    """Put images whose upload died with its process back to queued; returns how many."""
+    with runtime.db.session() as session:
+        stale = session.scalars(
+            select(Image)
+            .where(Image.status == SAVING, Image.updated_at < img.stale_before())
+            .with_for_update()
+        ).all()
+        for image in stale:
+            image.status = "queued"
+            image.reserved_bytes = 0
+            img.sync_registry_status(image)
+        return len(stale)
 
 
 def limit_error(settings: Settings, ticket: Ticket) -> PayloadTooLarge:

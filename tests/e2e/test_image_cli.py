@@ -148,6 +148,27 @@ def test_openstack_image_lifecycle(cloud, saved, tmp_path):
     assert made["id"] not in blobs(cloud)
 
 
+def test_openstack_image_create_with_import(cloud, saved):
+    # glance-direct: the client stages the data, then asks for the import
+    made = cloud.cli_json(
+        "image",
+        "create",
+        "--import",
+        "--container-format",
+        "docker",
+        "--disk-format",
+        "raw",
+        "--file",
+        str(saved.path),
+        f"imp-{uuid.uuid4().hex[:6]}",
+        cloud="dockyard",
+    )
+    with cloud.client(cloud.token("demo")) as c:
+        shown = c.get(f"/image/v2/images/{made['id']}").json()
+    assert shown["status"] == "active" and shown["size"] == len(saved.data)
+    assert shown["checksum"] == hashlib.md5(saved.data).hexdigest()
+
+
 def test_bad_archives_are_refused_by_both_clients(cloud, tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("this is not a docker image\n" * 100)

@@ -7,11 +7,15 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from urllib.parse import urlparse
 
 import httpx
 import pytest
 
+from dockyard.db import Database
+from dockyard.db.base import utcnow
+from dockyard.image.models import Image
 from tests.conftest import BACKENDS, make_database_url
 from tests.support.cloud import Cloud, free_port
 from tests.support.images import bad_archives, fake_docker_save, new_project_member
@@ -107,6 +111,7 @@ def test_upload_hashes_records_archive_and_downloads_byte_identical(cloud, demo)
     data, digest = fake_docker_save(tags=("web:1", "web:latest"), padding=300_000)
     image = create(demo, tags=["a", "b"], min_ram=64, custom="x")
     assert (image["status"], image["size"], image["checksum"]) == ("queued", None, None)
+    assert image["visibility"] == "shared"
     assert image["visibility"] == "shared" and image["custom"] == "x"
     assert demo.get(f"{IMG}/{image['id']}/file").status_code == 204  # no data yet
     upload(demo, image["id"], data)
@@ -205,7 +210,9 @@ def test_upload_cut_off_midway_leaves_nothing(cloud, demo):
 
 def test_stage_and_import(demo):
     data, _ = fake_docker_save()
-    image = create(demo)
+    r = demo.post(IMG, json={"name": "imp", "container_format": "docker", "disk_format": "raw"})
+    assert r.headers["OpenStack-image-import-methods"] == "glance-direct"
+    image = r.json()
     r = demo.post(f"{IMG}/{image['id']}/import", json={"method": {"name": "glance-direct"}})
     assert r.status_code == 409
     r = demo.put(f"{IMG}/{image['id']}/stage", content=data, headers=OCTET)
@@ -504,3 +511,30 @@ def test_registry_allow_list(small_cloud):
         create(admin, docker_image="127.0.0.1:5000/x:1")
         r = admin.post(IMG, json={"name": "x", "docker_image": "quay.io/x/y:1"})
         assert r.status_code == 400 and "not allowed" in r.text
+
+
+# ---- uploads abandoned by a dead process -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def db(cloud) -> Iterator[Database]:
+    database = Database(cloud.database_url or f"sqlite:///{cloud.home / 'dockyard.db'}")
+    yield database
+    database.dispose()
+
+
+def test_abandoned_upload_can_be_taken_over(demo, db):
+    image = create(demo)
+    with db.session() as s:  # what a process that died mid-upload leaves behind
+        row = s.get(Image, image["id"])
+        row.status, row.reserved_bytes = "saving", 10**12
+        row.updated_at = utcnow() - timedelta(hours=1)
+    # the dead upload's reservation does not count against the quota, and the data can come
+    upload(demo, image["id"], fake_docker_save()[0])
+    assert demo.get(f"{IMG}/{image['id']}").json()["status"] == "active"
+    live = create(demo)
+    with db.session() as s:
+        row = s.get(Image, live["id"])
+        row.status = "saving"
+    r = upload(demo, live["id"], b"x", expect=409)
+    assert "another upload" in r.text

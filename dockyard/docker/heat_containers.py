@@ -62,7 +62,9 @@ def ensure_image(client: docker.APIClient, ref: str) -> None:
     try:
         client.pull(repo, tag=tag)
     except (APIError, DockerException) as exc:
-        raise DockerFailure(_explain(exc)) from exc
+        raise DockerFailure(
+            f"image {ref} is not on the Docker host and pulling it failed: {_explain(exc)}"
+        ) from exc
 
 
 def ensure_volume(client: docker.APIClient, name: str, labels: dict[str, str]) -> None:

@@ -1,0 +1,277 @@
+"""Orchestration with the real `openstack stack ...` and legacy `heat` commands, real containers."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.cloud import BIN, Cloud, free_port
+from tests.support.docker import TEST_LABEL, build_busybox_image, docker_client
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+IMAGE = "dockyard-heat-busybox"
+SOCKET = "unix:///var/run/docker.sock"
+
+
+@pytest.fixture(scope="module")
+def docker():
+    client = docker_client()
+    build_busybox_image(IMAGE, "sleep 3600")
+    yield client
+    for c in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}.heat=1"}):
+        c.remove(force=True)
+    for v in client.volumes.list(filters={"label": f"{TEST_LABEL}.heat=1"}):
+        v.remove(force=True)
+
+
+def _cloud(home: Path, **env) -> Cloud:
+    return Cloud(
+        home=home,
+        port=free_port(),
+        extra_env={
+            "DOCKYARD_CONTAINER_LABELS": f"{TEST_LABEL}=1,{TEST_LABEL}.heat=1",
+            "DOCKYARD_HEAT_ALLOWED_ENDPOINTS": SOCKET,
+            **env,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def heat(tmp_path_factory, docker):
+    c = _cloud(tmp_path_factory.mktemp("heat-e2e"))
+    c.start()
+    yield c
+    c.stop()
+
+
+def legacy_heat(cloud: Cloud, *args: str) -> subprocess.CompletedProcess:
+    """The legacy `heat` shell (no --os-cloud support): credentials from OS_* variables."""
+    env = cloud.client_env()
+    env.update(
+        OS_AUTH_URL=cloud.auth_url,
+        OS_USERNAME="admin",
+        OS_PASSWORD=cloud.auth_password("admin"),
+        OS_PROJECT_NAME="admin",
+        OS_USER_DOMAIN_NAME="Default",
+        OS_PROJECT_DOMAIN_NAME="Default",
+        OS_IDENTITY_API_VERSION="3",
+    )
+    env.pop("OS_CLIENT_CONFIG_FILE", None)
+    return subprocess.run(
+        [str(BIN / "heat"), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def write(tmp: Path, name: str, doc: dict) -> str:
+    path = tmp / name
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+def stack_containers(docker, stack_id: str) -> list:
+    return docker.containers.list(all=True, filters={"label": f"dockyard.stack_id={stack_id}"})
+
+
+def test_story_step6_and_legacy_heat_shell(heat, docker, tmp_path):
+    tpl = write(tmp_path, "docker_temp.yml", {
+        "heat_template_version": "2013-05-23",
+        "description": "Heat template to deploy Docker containers to an existing host",
+        "resources": {"nginx-01": {"type": "DockerInc::Docker::Container",
+                                   "properties": {"image": IMAGE, "docker_endpoint": SOCKET}}},
+    })  # fmt: skip
+    r = heat.cli("stack", "create", "-t", tpl, "nginxheat1", "--wait")
+    assert r.returncode == 0, r.stderr + heat.tail()
+    rows = {s["Stack Name"]: s for s in heat.cli_json("stack", "list")}
+    assert rows["nginxheat1"]["Stack Status"] == "CREATE_COMPLETE"
+    sid = rows["nginxheat1"]["ID"]
+    [container] = stack_containers(docker, sid)
+    assert container.status == "running"
+    assert container.labels["dockyard.resource"] == "nginx-01"
+    assert container.labels["dockyard.project_id"]
+    res = heat.cli_json("stack", "resource", "list", "nginxheat1")
+    assert res[0]["physical_resource_id"] == container.id
+    events = heat.cli("stack", "event", "list", "nginxheat1")
+    assert "CREATE_COMPLETE" in events.stdout
+    validate = heat.cli("orchestration", "template", "validate", "-t", tpl)
+    assert validate.returncode == 0 and "Description" in validate.stdout
+    # the legacy heat shell as the story uses it
+    r = legacy_heat(heat, "resource-type-list")
+    assert r.returncode == 0 and "DockerInc::Docker::Container" in r.stdout, r.stderr
+    r = legacy_heat(heat, "stack-create", "-f", tpl, "legacyheat")
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        r = legacy_heat(heat, "stack-list")
+        if "legacyheat" in r.stdout and "CREATE_COMPLETE" in r.stdout.split("legacyheat")[1][:80]:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(r.stdout)
+    for name in ("nginxheat1", "legacyheat"):
+        assert heat.cli("stack", "delete", name, "--yes", "--wait").returncode == 0
+    assert stack_containers(docker, sid) == []
+
+
+def test_story_step8_links_env_volume_update_and_delete(heat, docker, tmp_path):
+    db_name = f"heat-db-{uuid.uuid4().hex[:6]}"
+    doc = {
+        "heat_template_version": "2015-10-15",
+        "parameters": {"db_pass": {"type": "string", "hidden": True}},
+        "resources": {
+            "db": {"type": "DockerInc::Docker::Container", "properties": {
+                "name": db_name, "image": IMAGE,
+                "env": [{"list_join": ["=", ["DB_PASSWORD", {"get_param": "db_pass"}]]}],
+                "volumes": {"dbdata": "/data"},
+                "cmd": ["sh", "-c", 'echo "$DB_PASSWORD" > /data/pw; '
+                        "while true; do nc -l -p 3306 < /data/pw; done"]}},
+            "web": {"type": "DockerInc::Docker::Container", "depends_on": "db",
+                    "properties": {"image": IMAGE, "links": {db_name: "mysql"},
+                                   "env": ["MODE=one"]}},
+        },
+        "outputs": {"db_ip": {"value": {"get_attr": ["db", "network_ip"]}},
+                    "web_id": {"value": {"get_resource": "web"}}},
+    }  # fmt: skip
+    tpl = write(tmp_path, "lamp.yml", doc)
+    r = heat.cli("stack", "create", "-t", tpl, "--parameter", "db_pass=s3cret", "lamp", "--wait")
+    assert r.returncode == 0, r.stderr + heat.tail()
+    show = heat.cli_json("stack", "show", "lamp")
+    assert show["parameters"]["db_pass"] == "******"
+    sid = show["id"]
+    web_id = heat.cli_json("stack", "output", "show", "lamp", "web_id")["output_value"]
+    assert heat.cli_json("stack", "output", "show", "lamp", "db_ip")["output_value"]
+    # the web container reaches the db through the link alias and gets the password
+    out = subprocess.run(["docker", "exec", web_id, "sh", "-c", "nc mysql 3306 </dev/null"],
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert out.stdout.strip() == "s3cret", out
+    # ...which the db wrote into its named volume
+    vols = docker.volumes.list(filters={"label": f"dockyard.stack_id={sid}"})
+    assert len(vols) == 1
+    data = Path(vols[0].attrs["Mountpoint"]) / "pw"
+    assert data.read_text().strip() == "s3cret"
+    template = heat.cli("stack", "template", "show", "lamp")
+    assert "DockerInc::Docker::Container" in template.stdout
+    # changing web's env replaces its container
+    doc["resources"]["web"]["properties"]["env"] = ["MODE=two"]
+    write(tmp_path, "lamp.yml", doc)
+    r = heat.cli("stack", "update", "-t", tpl, "--existing", "lamp", "--wait")
+    assert r.returncode == 0, r.stderr + heat.tail()
+    new_id = heat.cli_json("stack", "output", "show", "lamp", "web_id")["output_value"]
+    assert new_id != web_id
+    assert "MODE=two" in docker.containers.get(new_id).attrs["Config"]["Env"]
+    assert web_id not in [c.id for c in stack_containers(docker, sid)]
+    # delete --wait removes every container and volume the stack made
+    r = heat.cli("stack", "delete", "lamp", "--yes", "--wait")
+    assert r.returncode == 0, r.stderr
+    assert stack_containers(docker, sid) == []
+    assert docker.volumes.list(filters={"label": f"dockyard.stack_id={sid}"}) == []
+
+
+def test_failures_missing_image_rollback_and_refused_endpoint(heat, docker, tmp_path):
+    bad = {"heat_template_version": "2015-10-15", "resources": {
+        "ok": {"type": "DockerInc::Docker::Container", "properties": {"image": IMAGE}},
+        "c": {"type": "DockerInc::Docker::Container", "depends_on": "ok",
+              "properties": {"image": "dockyard-no-such-image:1"}}}}  # fmt: skip
+    tpl = write(tmp_path, "bad.yml", bad)
+    r = heat.cli("stack", "create", "-t", tpl, "noimage", "--wait")
+    assert r.returncode != 0
+    show = heat.cli_json("stack", "show", "noimage")
+    assert show["stack_status"] == "CREATE_FAILED"
+    assert show["stack_status_reason"].startswith("Resource CREATE failed: ResourceInError: ")
+    assert "dockyard-no-such-image" in show["stack_status_reason"]
+    r = heat.cli("stack", "create", "-t", tpl, "--enable-rollback", "rolled", "--wait")
+    show = heat.cli_json("stack", "show", "rolled")
+    assert show["stack_status"] == "ROLLBACK_COMPLETE", show
+    assert stack_containers(docker, show["id"]) == []
+    for name in ("noimage", "rolled"):
+        heat.cli("stack", "delete", name, "--yes", "--wait")
+    # a docker_endpoint nobody allowed is refused before any connection is attempted
+    seen: list = []
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("127.0.0.1", 2375))
+        port = 2375
+    except OSError:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+    listener.listen(5)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                seen.append(listener.accept())
+            except TimeoutError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        evil = write(tmp_path, "evil.yml", {"heat_template_version": "2015-10-15", "resources": {
+            "member": {"type": "DockerInc::Docker::Container", "properties": {
+                "image": IMAGE, "docker_endpoint": f"tcp://127.0.0.1:{port}"}}}})  # fmt: skip
+        r = heat.cli("stack", "create", "-t", evil, "evil", cloud="dockyard")
+        assert r.returncode != 0
+        assert "docker_endpoint" in r.stderr and "not the Docker endpoint" in r.stderr
+        time.sleep(0.5)
+        assert seen == []
+        # host paths and privileged need admin
+        priv = write(tmp_path, "priv.yml", {"heat_template_version": "2015-10-15", "resources": {
+            "c": {"type": "DockerInc::Docker::Container",
+                  "properties": {"image": IMAGE, "volumes": {"/etc": "/host-etc"}}}}})  # fmt: skip
+        r = heat.cli("stack", "create", "-t", priv, "priv", cloud="dockyard")
+        assert r.returncode != 0 and "admin" in r.stderr
+    finally:
+        stop.set()
+        t.join()
+        listener.close()
+    cyc = write(tmp_path, "cyc.yml", {"heat_template_version": "2015-10-15", "resources": {
+        "a": {"type": "OS::Heat::None", "depends_on": "b"},
+        "b": {"type": "OS::Heat::None", "depends_on": "a"}}})  # fmt: skip
+    r = heat.cli("stack", "create", "-t", cyc, "cyc")
+    assert r.returncode != 0 and "a -> b -> a" in r.stderr
+
+
+def test_kill_during_create_then_restart_finishes(tmp_path, docker):
+    cloud = _cloud(tmp_path / "home", DOCKYARD_TASK_LEASE_SECONDS="3")
+    cloud.start()
+    try:
+        doc = {"heat_template_version": "2015-10-15", "resources": {
+            f"c{i}": {"type": "DockerInc::Docker::Container", "properties": {"image": IMAGE}}
+            for i in range(10)}}  # fmt: skip
+        tpl = write(tmp_path, "ten.yml", doc)
+        created = cloud.cli_json("stack", "create", "-t", tpl, "ten")
+        sid = created["id"]
+        deadline = time.monotonic() + 20
+        while not stack_containers(docker, sid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cloud.proc.send_signal(signal.SIGKILL)
+        cloud.proc.wait()
+        cloud.proc = None
+        cloud.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = cloud.cli_json("stack", "show", "ten")["stack_status"]
+            if not status.endswith("IN_PROGRESS"):
+                break
+            time.sleep(1)
+        assert status in ("CREATE_COMPLETE", "CREATE_FAILED"), status
+        rows = cloud.cli_json("stack", "resource", "list", "ten")
+        ids = {r["physical_resource_id"] for r in rows}
+        for c in stack_containers(docker, sid):
+            assert c.id in ids, f"container {c.name} has no resource row"
+        if status == "CREATE_COMPLETE":
+            assert len(stack_containers(docker, sid)) == 10
+        assert cloud.cli("stack", "delete", "ten", "--yes", "--wait").returncode == 0
+        assert stack_containers(docker, sid) == []
+    finally:
+        cloud.stop()

@@ -127,6 +127,8 @@ class ImageDelivery:
             raise DeliveryError(f"image {image.id}: {ref} is not on the host after delivery")
         return ref
 
+    ensure_image = ensure  # the name the module-level function has
+
     def forget(self, client: docker.DockerClient, image_id: str) -> bool:
         """Remove the host's tag for an image (not forced: images in use stay)."""
         try:

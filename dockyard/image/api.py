@@ -98,8 +98,8 @@ def build(runtime: Runtime) -> ServiceApp:
     settings = runtime.settings
     base = settings.base_url + "/image"
     store = BlobStore(settings.blob_dir)
-    store.sweep_temp()
     uploads.reset_abandoned(runtime)
+    uploads.sweep_store(runtime)
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     install_error_handlers(app, glance_error)
 

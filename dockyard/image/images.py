@@ -199,6 +199,8 @@ def enforce_owner(ctx: RequestContext, action: str, image: Image) -> None:
 def visibility_clause(ctx: RequestContext, member_status: str = "accepted"):
     """SQL condition: the images a non-admin's default list shows."""
     pid = ctx.project_id
+    if pid is None:
+        return Image.visibility == "public"
     members = select(ImageMember.image_id).where(ImageMember.member == pid)
     if member_status != "all":
         members = members.where(ImageMember.status == member_status)

@@ -112,6 +112,23 @@ class BlobStore:
         if path is not None and path.parent == self.root:
             path.unlink(missing_ok=True)
 
+    def sweep_orphans(self, known: set[str], older_than: float = STALE_TEMP_SECONDS) -> int:
+        """Remove blobs no image points at (a crash between rename and commit left them).
+
+        Only files untouched for a while: another process may be committing a fresh one."""
+        removed = 0
+        cutoff = time.time() - older_than
+        for path in self.root.iterdir():
+            if not path.is_file() or path.name in known:
+                continue
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
     def sweep_temp(self, older_than: float = STALE_TEMP_SECONDS) -> int:
         """Remove temp files no writer has touched for a while (left by a crash)."""
         removed = 0

@@ -162,6 +162,16 @@ def heartbeat(runtime: Runtime, image_id: str) -> None:
         )
 
 
+def sweep_store(runtime: Runtime) -> None:
+    """At start: drop stale temp files and blobs that no image points at."""
+    store = store_for(runtime)
+    store.sweep_temp()
+    with runtime.db.session() as session:
+        locations = session.scalars(select(Image.location).where(Image.location.is_not(None)))
+        known = {p.name for p in map(BlobStore.local_path, locations) if p is not None}
+    store.sweep_orphans(known)
+
+
 def reset_abandoned(runtime: Runtime) -> int:
     """Put images whose upload died with its process back to queued; returns how many."""
     with runtime.db.session() as session:

@@ -142,3 +142,18 @@ def test_blob_writer_hashes_limits_and_cleans_up(tmp_path):
     assert list(store.temp_dir.iterdir()) == []
     store.delete(location)
     assert sorted(p.name for p in store.root.iterdir()) == [".tmp"]
+
+
+def test_sweeps_remove_only_stale_leftovers(tmp_path):
+    import os
+
+    store = BlobStore(tmp_path / "blobs")
+    old, fresh, kept = (store.root / n for n in ("orphan-old", "orphan-new", "img-kept"))
+    for p in (old, fresh, kept, store.temp_dir / "x.part", store.temp_dir / "y.part"):
+        p.write_bytes(b"x")
+    for p in (old, kept, store.temp_dir / "x.part"):
+        os.utime(p, (1, 1))
+    assert store.sweep_orphans({"img-kept"}) == 1
+    assert store.sweep_temp() == 1
+    assert sorted(p.name for p in store.root.iterdir() if p.is_file()) == ["img-kept", "orphan-new"]
+    assert [p.name for p in store.temp_dir.iterdir()] == ["y.part"]

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import re
 import shutil
 import subprocess
 import threading
@@ -52,6 +54,7 @@ log = logging.getLogger("dockyard.network.firewall")
 
 POLL_SECONDS = 0.5
 VERIFY_SECONDS = 2.0
+GARBAGE_SECONDS = 60.0
 HOOK_CHAIN = "DOCKER-USER"
 ANY = "0.0.0.0/0"
 # the packet-mark bit dockyard uses (only inside its own chains) to test group membership
@@ -292,6 +295,38 @@ class IptablesApplier:
             text += "".join(f"-X {c}\n" for c in chains) + "COMMIT\n"
             self.run(["iptables-restore", "-w", "10", "--noflush"], text)
 
+    def collect_garbage(self, own_prefix: str, bridge_exists: Callable[[str], bool]) -> list[str]:
+        """Remove other dockyard deployments' chains that can no longer match anything: every
+        bridge their ports were on is gone (their networks were deleted or they were torn
+        down without a clean shutdown). Chains of idle or live deployments are left alone.
+        Returns the prefixes removed."""
+        saved = self._save()
+        lines = saved.splitlines()
+        removed = []
+        for line in lines:
+            m = _HOOK_RE.match(line)
+            if not m or m.group(1) == own_prefix:
+                continue
+            prefix = m.group(1)
+            bridges = {
+                b
+                for ln in lines
+                if ln.startswith(f"-A {prefix}-FWD ")
+                for b in _BRIDGE_RE.findall(ln)
+            }
+            if bridges and not any(bridge_exists(b) for b in bridges):
+                self.remove(prefix)
+                removed.append(prefix)
+        return removed
+
+
+_HOOK_RE = re.compile(rf"^-A {HOOK_CHAIN} -j (DY[0-9A-F]{{6}})-FWD$")
+_BRIDGE_RE = re.compile(r"-[io] (dyn[0-9a-f]{12})\b")
+
+
+def bridge_exists(name: str) -> bool:
+    return os.path.exists(f"/sys/class/net/{name}")
+
 
 # ---- the desired state from the database ----------------------------------------------------
 
@@ -358,6 +393,7 @@ class FirewallSync:
         _wakeups[id(runtime)] = self.wake
         self.applied: str | None = None
         self.last_verify = 0.0
+        self.last_garbage = 0.0
         self.failing = False
 
     def desired(self) -> Ruleset:
@@ -390,6 +426,10 @@ class FirewallSync:
         self.wake.clear()
         try:
             self.sync_once()
+            if time.monotonic() - self.last_garbage >= GARBAGE_SECONDS:
+                self.last_garbage = time.monotonic()
+                for prefix in self.applier.collect_garbage(self.prefix_of(), bridge_exists):
+                    log.info("removed inert firewall chains %s-* of a gone deployment", prefix)
             if self.failing:
                 log.info("firewall sync recovered")
             self.failing = False

@@ -177,3 +177,32 @@ def test_applier_hooks_once_and_sees_drift():
     kernel.calls.clear()
     applier.apply(rs)
     assert not any(c[:2] == ["iptables", "-w"] and "-I" in c for c in kernel.calls)
+
+
+def test_garbage_collection_removes_only_inert_deployments():
+    saved = "\n".join(
+        [
+            ":DOCKER-USER - [0:0]",
+            ":DYAAAAAA-FWD - [0:0]",
+            ":DYBBBBBB-FWD - [0:0]",
+            ":DYBBBBBB-I000000000001 - [0:0]",
+            ":DYCCCCCC-FWD - [0:0]",
+            ":DYDDDDDD-FWD - [0:0]",
+            "-A DOCKER-USER -j DYAAAAAA-FWD",
+            "-A DOCKER-USER -j DYBBBBBB-FWD",
+            "-A DOCKER-USER -j DYCCCCCC-FWD",
+            "-A DOCKER-USER -j DYDDDDDD-FWD",
+            "-A DOCKER-USER -j RETURN",
+            "-A DYAAAAAA-FWD -d 10.1.0.2/32 -o dyn111111111111 -j DYAAAAAA-I000000000009",
+            "-A DYBBBBBB-FWD -d 10.2.0.2/32 -o dyn222222222222 -j DYBBBBBB-I000000000001",
+            "-A DYCCCCCC-FWD -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+            "-A DYDDDDDD-FWD -d 10.4.0.2/32 -o dyn444444444444 -j DYDDDDDD-I000000000004",
+        ]
+    )
+    kernel = FakeKernel(saved + "\n")
+    applier = IptablesApplier(kernel)
+    existing = {"dyn444444444444"}
+    removed = applier.collect_garbage("DYAAAAAA", lambda b: b in existing)
+    # own chains are never touched; an idle deployment (no bridge) and a live one stay
+    assert removed == ["DYBBBBBB"]
+    assert ["iptables", "-w", "10", "-D", "DOCKER-USER", "-j", "DYBBBBBB-FWD"] in kernel.calls

@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import os
+import posixpath
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -58,23 +59,38 @@ def _block(size: int) -> int:
     return (size + tarfile.BLOCKSIZE - 1) // tarfile.BLOCKSIZE * tarfile.BLOCKSIZE
 
 
-def retagged_archive(path: Path, tag: str) -> Iterator[bytes]:
-    """The archive at `path` as a tar stream whose manifest.json names only `tag`.
+def _renamed(name: str, raw: bytes, tag: str) -> bytes:
+    """manifest.json / index.json with every image name replaced by `tag`."""
+    doc = json.loads(raw or b"null")
+    if name == "manifest.json" and isinstance(doc, list):
+        for entry in doc:
+            if isinstance(entry, dict):
+                entry["RepoTags"] = [tag]
+    elif name == "index.json" and isinstance(doc, dict):
+        for desc in doc.get("manifests") or []:
+            if isinstance(desc, dict):
+                notes = desc.setdefault("annotations", {})
+                notes["io.containerd.image.name"] = f"docker.io/{tag}"
+                notes["org.opencontainers.image.ref.name"] = tag.rsplit(":", 1)[1]
+    return json.dumps(doc).encode()
 
-    Every other member is copied byte for byte (headers included) in the original order.
-    Works for plain and compressed archives; the output is an uncompressed tar.
+
+def retagged_archive(path: Path, tag: str) -> Iterator[bytes]:
+    """The archive at `path` as a tar stream whose image names are only `tag`.
+
+    manifest.json's RepoTags and index.json's name annotations are rewritten; every other
+    member is copied byte for byte (headers included) in the original order. Works for plain
+    and compressed archives; the output is an uncompressed tar.
     """
     with tarfile.open(path, mode="r:*") as tar:
         members = tar.getmembers()
         raw = tar.fileobj
         for info in members:
-            if info.name == "manifest.json" and info.isfile():
+            name = posixpath.normpath(info.name)
+            if name in ("manifest.json", "index.json") and info.isfile():
                 f = tar.extractfile(info)
-                manifest = json.loads(f.read() if f else b"[]")
-                for entry in manifest:
-                    entry["RepoTags"] = [tag]
-                data = json.dumps(manifest).encode()
-                new = tarfile.TarInfo("manifest.json")
+                data = _renamed(name, f.read() if f else b"", tag)
+                new = tarfile.TarInfo(name)
                 new.size = len(data)
                 new.mode = info.mode
                 new.mtime = info.mtime

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
@@ -20,6 +21,7 @@ from dockyard.api.errors import (
     Conflict,
     Forbidden,
     NotFound,
+    PayloadTooLarge,
     UnsupportedMediaType,
     glance_error,
     install_error_handlers,
@@ -259,6 +261,14 @@ def build(runtime: Runtime) -> ServiceApp:
             except ClientDisconnect as exc:
                 raise BadRequest(
                     "The client went away before the image data was complete."
+                ) from exc
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                await _drain(request, writer.size)
+                raise PayloadTooLarge(
+                    "Image storage media is full: the blob store has no space left for this "
+                    "image. Nothing was stored."
                 ) from exc
             archive = await anyio.to_thread.run_sync(uploads.check_data, ticket, blob)
             await anyio.to_thread.run_sync(uploads.finish, runtime, ticket, blob, archive)

@@ -10,6 +10,7 @@ upload that did not finish: the temp file is removed and no blob or active image
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -203,6 +204,10 @@ def upload_chunks(
                     writer.write(chunk)
             except LimitExceeded as exc:
                 raise limit_error(runtime.settings, ticket) from exc
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                raise PayloadTooLarge("Image storage media is full. Nothing was stored.") from exc
             blob = writer.finish()
             archive = check_data(ticket, blob)
             image = finish(runtime, ticket, blob, archive)

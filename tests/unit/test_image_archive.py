@@ -157,3 +157,27 @@ def test_sweeps_remove_only_stale_leftovers(tmp_path):
     assert store.sweep_temp() == 1
     assert sorted(p.name for p in store.root.iterdir() if p.is_file()) == ["img-kept", "orphan-new"]
     assert [p.name for p in store.temp_dir.iterdir()] == ["y.part"]
+
+
+def test_delivery_stream_renames_the_image_and_copies_everything_else(tmp_path):
+    import io
+    import tarfile
+
+    from dockyard.docker.images import retagged_archive
+
+    data, _ = fake_docker_save(tags=("nginx:latest",))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    files["./manifest.json"] = files.pop("manifest.json")  # a path spelled differently
+    files["index.json"] = json.dumps({"manifests": [{"digest": "sha256:" + "0" * 64}]}).encode()
+    src = tmp_path / "in.tar"
+    src.write_bytes(tar_bytes(files))
+    out = b"".join(retagged_archive(src, "dockyard/image-x:latest"))
+    with tarfile.open(fileobj=io.BytesIO(out)) as tar:
+        got = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    manifest = json.loads(got.pop("manifest.json"))
+    assert manifest[0]["RepoTags"] == ["dockyard/image-x:latest"]
+    notes = json.loads(got.pop("index.json"))["manifests"][0]["annotations"]
+    assert notes["io.containerd.image.name"] == "docker.io/dockyard/image-x:latest"
+    del files["./manifest.json"], files["index.json"]
+    assert got == files

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -225,12 +226,16 @@ class Compute:
             hostname = server.hostname or server.name
             s.expunge(server)
         self._update(server_id, task_state="spawning")
+        t0 = time.monotonic()
+        marks: list[tuple[str, float]] = []
         existing = containers.find(client, server_id)
         if existing is None:
             image = glue.image_from_payload(image_payload)
             ref = glue.ensure_image(self.runtime, client, image)
+            marks.append(("image", time.monotonic()))
             for b in bindings:
                 glue.ensure_network(client, b)
+            marks.append(("network", time.monotonic()))
             spec = containers.ContainerSpec(
                 server_id=server_id,
                 image=ref,
@@ -244,16 +249,20 @@ class Compute:
                 network_mode=None if bindings else "none",
             )
             container, _created = containers.create(client, spec)
+            marks.append(("create", time.monotonic()))
         else:
             container = existing
         for b in bindings[1:]:
             glue.connect(client, container.id, b, [hostname])
-        container.reload()
+        if existing is not None or len(bindings) > 1:
+            container.reload()
         if container.attrs["State"].get("Status") == "created":
             containers.put_files(container, files)
+            marks.append(("files", time.monotonic()))
         if bindings:
             glue.firewall_changed(self.runtime)
-        state = containers.start(client, server_id)
+        state = containers.start(client, server_id, container)
+        marks.append(("start", time.monotonic()))
         vm, power = states.observed(state)
         self._update(
             server_id,
@@ -264,6 +273,12 @@ class Compute:
             addresses=glue.addresses_of(bindings),
             launched_at=utcnow(),
             fault=None,
+        )
+        marks.append(("saved", time.monotonic()))
+        log.debug(
+            "spawned %s: %s",
+            server_id,
+            " ".join(f"{k}={(v - t0) * 1000:.0f}ms" for k, v in marks),
         )
 
     def do_create(self, op: Claimed) -> None:

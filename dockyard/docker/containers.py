@@ -219,8 +219,9 @@ class ContainerGone(Exception):
     """The server's container is not on its host (removed behind dockyard's back)."""
 
 
-def start(client: docker.DockerClient, server_id: str) -> dict:
-    c = _require(client, server_id)
+def start(client: docker.DockerClient, server_id: str, container: Container | None = None) -> dict:
+    """Start (or unpause) the container; `container` saves a lookup when the caller has it."""
+    c = container or _require(client, server_id)
     st = c.attrs["State"]
     if st.get("Paused"):
         c.unpause()

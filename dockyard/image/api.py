@@ -50,7 +50,6 @@ PATCH_TYPES = (
 # gets to read the error instead of a reset connection
 DRAIN_LIMIT = 1024**3
 WRITE_BATCH = 1024 * 1024
-HEARTBEAT_SECONDS = 60
 _DATA_PATH = re.compile(r"^/v2/images/[^/]+/(file|stage)$")
 
 
@@ -88,7 +87,7 @@ async def _receive_blob(request: Request, writer, alive) -> WrittenBlob:
             data = bytes(buf)
             buf.clear()
             await anyio.to_thread.run_sync(writer.write, data)
-            if time.monotonic() - last_beat > HEARTBEAT_SECONDS:
+            if time.monotonic() - last_beat > uploads.HEARTBEAT_SECONDS:
                 last_beat = time.monotonic()
                 await anyio.to_thread.run_sync(alive)
     if buf:
@@ -253,7 +252,7 @@ def build(runtime: Runtime) -> ServiceApp:
             writer = await anyio.to_thread.run_sync(store.writer, ticket.limit)
             try:
                 blob = await _receive_blob(
-                    request, writer, lambda: uploads.heartbeat(runtime, image_id)
+                    request, writer, lambda: uploads.heartbeat(runtime, ticket)
                 )
             except LimitExceeded as exc:
                 await _drain(request, writer.size)
@@ -277,7 +276,7 @@ def build(runtime: Runtime) -> ServiceApp:
             with anyio.CancelScope(shield=True):
                 if writer is not None:
                     await anyio.to_thread.run_sync(writer.abort)
-                await anyio.to_thread.run_sync(uploads.abort, runtime, image_id)
+                await anyio.to_thread.run_sync(uploads.abort, runtime, ticket)
             if not isinstance(exc, ApiError):
                 log.warning("upload of image %s failed: %r", image_id, exc)
             raise

@@ -36,6 +36,8 @@ class Image(Base):
     location: Mapped[str | None] = mapped_column(Text, nullable=True)
     # bytes promised to an upload in progress (counted against the project's quota)
     reserved_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # the upload that holds the image in `saving` (a takeover of an abandoned one changes it)
+    upload_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -11,6 +11,8 @@ upload that did not finish: the temp file is removed and no blob or active image
 from __future__ import annotations
 
 import errno
+import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -26,8 +28,10 @@ from dockyard.image.models import Image
 from dockyard.image.store import BlobStore, LimitExceeded, WrittenBlob
 from dockyard.runtime import Runtime
 
-# statuses an upload may start from, and the status it holds while data arrives
+# the status an image holds while data arrives
 SAVING = "saving"
+# how often a long upload says it is still alive (see images.STALE_UPLOAD_SECONDS)
+HEARTBEAT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class Ticket:
     container_format: str
     limit: int | None  # bytes the writer may accept (None: no quota)
     used: int  # bytes the project stores elsewhere, for messages
+    upload_id: str  # this upload's claim on the image
 
 
 def store_for(runtime: Runtime) -> BlobStore:
@@ -71,6 +76,7 @@ def begin(
             raise PayloadTooLarge(img.quota_message(settings, used, content_length))
         image.status = SAVING
         image.reserved_bytes = content_length or 0
+        image.upload_id = uuid.uuid4().hex
         image.updated_at = utcnow()
         return Ticket(
             image.id,
@@ -78,6 +84,7 @@ def begin(
             image.container_format,
             None if remaining < 0 else remaining,
             used,
+            image.upload_id,
         )
 
 
@@ -105,9 +112,10 @@ def finish(
             )
             if image is None:
                 raise img.Gone(f"Image {ticket.image_id} was deleted during the upload.")
-            if image.status != SAVING:
+            if image.status != SAVING or image.upload_id != ticket.upload_id:
                 raise Conflict(
-                    f"Image {ticket.image_id} changed to {image.status} during the upload."
+                    f"Image {ticket.image_id} changed during the upload (status "
+                    f"{image.status}; another upload may have taken over). Nothing was stored."
                 )
             if settings.image_quota_bytes >= 0:
                 # lock the project's images so concurrent finishes see each other
@@ -132,6 +140,7 @@ def finish(
             image.os_hash_algo = "sha512"
             image.os_hash_value = blob.sha512
             image.reserved_bytes = 0
+            image.upload_id = None
             image.status = "active"
             image.updated_at = utcnow()
             session.flush()
@@ -142,23 +151,25 @@ def finish(
         raise
 
 
-def abort(runtime: Runtime, image_id: str) -> None:
-    """Put an image whose upload failed back to queued (if it still exists)."""
+def abort(runtime: Runtime, ticket: Ticket) -> None:
+    """Put an image whose upload failed back to queued (if this upload still holds it)."""
     with runtime.db.session() as session:
-        image = session.scalar(select(Image).where(Image.id == image_id).with_for_update())
-        if image is not None and image.status == SAVING:
+        q = select(Image).where(Image.id == ticket.image_id).with_for_update()
+        image = session.scalar(q)
+        if image is not None and image.status == SAVING and image.upload_id == ticket.upload_id:
             image.status = "queued"
             image.reserved_bytes = 0
+            image.upload_id = None
             img.sync_registry_status(image)
             image.updated_at = utcnow()
 
 
-def heartbeat(runtime: Runtime, image_id: str) -> None:
+def heartbeat(runtime: Runtime, ticket: Ticket) -> None:
     """Mark a long upload as alive, so it is not taken for an abandoned one."""
     with runtime.db.session() as session:
         session.execute(
             update(Image)
-            .where(Image.id == image_id, Image.status == SAVING)
+            .where(Image.id == ticket.image_id, Image.upload_id == ticket.upload_id)
             .values(updated_at=utcnow())
         )
 
@@ -184,6 +195,7 @@ def reset_abandoned(runtime: Runtime) -> int:
         for image in stale:
             image.status = "queued"
             image.reserved_bytes = 0
+            image.upload_id = None
             img.sync_registry_status(image)
         return len(stale)
 
@@ -197,11 +209,15 @@ def upload_chunks(
 ) -> Image:
     """The whole upload, synchronously, from an iterable of chunks (for Python callers)."""
     ticket = begin(runtime, ctx, image_id, None)
+    last_beat = time.monotonic()
     try:
         with store_for(runtime).writer(ticket.limit) as writer:
             try:
                 for chunk in chunks:
                     writer.write(chunk)
+                    if time.monotonic() - last_beat > HEARTBEAT_SECONDS:
+                        last_beat = time.monotonic()
+                        heartbeat(runtime, ticket)
             except LimitExceeded as exc:
                 raise limit_error(runtime.settings, ticket) from exc
             except OSError as exc:
@@ -214,7 +230,7 @@ def upload_chunks(
             writer.done = True
             return image
     except BaseException:
-        abort(runtime, image_id)
+        abort(runtime, ticket)
         raise
 
 

@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("os_hash_value", sa.String(length=128), nullable=True),
         sa.Column("location", sa.Text(), nullable=True),
         sa.Column("reserved_bytes", sa.BigInteger(), nullable=False),
+        sa.Column("upload_id", sa.String(length=32), nullable=True),
         sa.Column("created_at", dockyard.db.base.UTCDateTime(), nullable=False),
         sa.Column("updated_at", dockyard.db.base.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_image_images")),

@@ -74,6 +74,29 @@ def ensure_volume(client: docker.APIClient, name: str, labels: dict[str, str]) -
         client.create_volume(name=name, labels=labels)
 
 
+def attach_to_port(url: str, body: dict, binding: Any, aliases: list[str]) -> None:
+    """Put the container of `body` on the port's Docker network at exactly its IP and MAC
+    (networking's interface), making the network on that engine first if needed."""
+    from dockyard.docker import networks as dn
+
+    client = docker.DockerClient(base_url=url, timeout=60)
+    try:
+        if getattr(binding, "network_spec", None) is not None:
+            dn.ensure_network(client, binding)
+        kw = dn.endpoint_config(binding, aliases)
+    except (APIError, DockerException, dn.NetworkConflict) as exc:
+        raise DockerFailure(f"network {binding.docker_network}: {_explain(exc)}") from exc
+    finally:
+        client.close()
+    endpoints = {k: dict(v) for k, v in kw["networking_config"].items()}
+    links = body["HostConfig"].pop("Links", None)
+    if links:  # on a user-defined network, links are per endpoint (name resolution aliases)
+        endpoints[kw["network"]]["Links"] = links
+    body["HostConfig"]["NetworkMode"] = kw["network"]
+    body["NetworkingConfig"] = {"EndpointsConfig": endpoints}
+    body["MacAddress"] = kw["mac_address"]
+
+
 def create(client: docker.APIClient, body: dict, name: str | None) -> str:
     """POST /containers/create with the given Engine API body; returns the container id."""
     try:

@@ -4,12 +4,30 @@ interfaces (never their HTTP APIs, never their tables)."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from dockyard.api.context import RequestContext
+from dockyard.db.base import utcnow
 from dockyard.orchestration.resources.base import Context
 
 log = logging.getLogger("dockyard.orchestration.services")
 
 DOCKER_HOST_PORT = 2375
+
+
+def request_context(ctx: Context) -> RequestContext:
+    """The stack creator's context, for calls into the other services' interfaces."""
+    return RequestContext(
+        request_id=f"req-heat-{ctx.stack_id}",
+        user_id=ctx.user_id,
+        user_name=ctx.user_name,
+        user_domain_id="default",
+        roles=frozenset(ctx.roles),
+        expires_at=utcnow() + timedelta(hours=1),
+        audit_ids=(),
+        methods=("heat",),
+        project_id=ctx.project_id,
+    )
 
 
 class Services:
@@ -28,3 +46,32 @@ class Services:
         with self.runtime.db.session() as session:
             ips = finder(session, ctx.project_id)
         return {f"tcp://{ip}:{DOCKER_HOST_PORT}" for ip in ips}
+
+    def port_for(self, ctx: Context, device_id: str):
+        """The port (fixed IP on the project's network) of a container; made once, found after."""
+        from dockyard.network.ports import allocate_port, ports_for_device
+
+        with self.runtime.db.session() as session:
+            found = ports_for_device(session, device_id)
+            if found:
+                return found[0]
+            return allocate_port(session, request_context(ctx), device_id=device_id)
+
+    def check_network(self, ctx: Context) -> None:
+        """400 now (not at create time) when the project has no network for its containers."""
+        from dockyard.network.ports import auto_network_id
+
+        with self.runtime.db.session() as session:
+            auto_network_id(session, request_context(ctx))
+
+    def release_port(self, device_id: str) -> None:
+        from dockyard.network.ports import release_ports
+
+        with self.runtime.db.session() as session:
+            release_ports(session, device_id)
+        try:
+            from dockyard.network.firewall import request_sync
+
+            request_sync(self.runtime)
+        except Exception:  # noqa: BLE001 - the firewall loop catches up by itself
+            log.debug("firewall sync request failed", exc_info=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import yaml
 
 from tests.support.cloud import BIN, Cloud, free_port
 from tests.support.docker import TEST_LABEL, build_busybox_image, docker_client
+from tests.support.network import unique_cidr
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 IMAGE = "dockyard-heat-busybox"
@@ -39,6 +41,7 @@ def _cloud(home: Path, **env) -> Cloud:
         extra_env={
             "DOCKYARD_CONTAINER_LABELS": f"{TEST_LABEL}=1,{TEST_LABEL}.heat=1",
             "DOCKYARD_HEAT_ALLOWED_ENDPOINTS": SOCKET,
+            "DOCKYARD_NETWORK_DEMO_CIDR": unique_cidr(),
             **env,
         },
     )
@@ -68,6 +71,15 @@ def legacy_heat(cloud: Cloud, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(BIN / "heat"), *args], env=env, capture_output=True, text=True, timeout=120
     )
+
+
+def dcli(cloud: Cloud, *args: str) -> subprocess.CompletedProcess:
+    """As the demo user (a project member with a network), like a tenant would."""
+    return cloud.cli(*args, cloud="dockyard")
+
+
+def djson(cloud: Cloud, *args: str):
+    return cloud.cli_json(*args, cloud="dockyard")
 
 
 def write(tmp: Path, name: str, doc: dict) -> str:
@@ -140,13 +152,18 @@ def test_story_step8_links_env_volume_update_and_delete(heat, docker, tmp_path):
                     "web_id": {"value": {"get_resource": "web"}}},
     }  # fmt: skip
     tpl = write(tmp_path, "lamp.yml", doc)
-    r = heat.cli("stack", "create", "-t", tpl, "--parameter", "db_pass=s3cret", "lamp", "--wait")
+    r = dcli(heat, "stack", "create", "-t", tpl, "--parameter", "db_pass=s3cret", "lamp", "--wait")
     assert r.returncode == 0, r.stderr + heat.tail()
-    show = heat.cli_json("stack", "show", "lamp")
+    show = djson(heat, "stack", "show", "lamp")
     assert show["parameters"]["db_pass"] == "******"
     sid = show["id"]
-    web_id = heat.cli_json("stack", "output", "show", "lamp", "web_id")["output_value"]
-    assert heat.cli_json("stack", "output", "show", "lamp", "db_ip")["output_value"]
+    web_id = djson(heat, "stack", "output", "show", "lamp", "web_id")["output_value"]
+    db_ip = djson(heat, "stack", "output", "show", "lamp", "db_ip")["output_value"]
+    # on the project's network, at the fixed IP of a port networking allocated
+    ports = djson(heat, "port", "list", "--long")
+    assert any(db_ip in json.dumps(p["Fixed IP Addresses"]) for p in ports), ports
+    nets = docker.containers.get(web_id).attrs["NetworkSettings"]["Networks"]
+    assert list(nets) and all(n.startswith("dockyard-net-") for n in nets)
     # the web container reaches the db through the link alias and gets the password
     out = subprocess.run(["docker", "exec", web_id, "sh", "-c", "nc mysql 3306 </dev/null"],
                          capture_output=True, text=True, timeout=30)  # fmt: skip
@@ -156,19 +173,19 @@ def test_story_step8_links_env_volume_update_and_delete(heat, docker, tmp_path):
     assert len(vols) == 1
     data = Path(vols[0].attrs["Mountpoint"]) / "pw"
     assert data.read_text().strip() == "s3cret"
-    template = heat.cli("stack", "template", "show", "lamp")
+    template = dcli(heat, "stack", "template", "show", "lamp")
     assert "DockerInc::Docker::Container" in template.stdout
     # changing web's env replaces its container
     doc["resources"]["web"]["properties"]["env"] = ["MODE=two"]
     write(tmp_path, "lamp.yml", doc)
-    r = heat.cli("stack", "update", "-t", tpl, "--existing", "lamp", "--wait")
+    r = dcli(heat, "stack", "update", "-t", tpl, "--existing", "lamp", "--wait")
     assert r.returncode == 0, r.stderr + heat.tail()
-    new_id = heat.cli_json("stack", "output", "show", "lamp", "web_id")["output_value"]
+    new_id = djson(heat, "stack", "output", "show", "lamp", "web_id")["output_value"]
     assert new_id != web_id
     assert "MODE=two" in docker.containers.get(new_id).attrs["Config"]["Env"]
     assert web_id not in [c.id for c in stack_containers(docker, sid)]
     # delete --wait removes every container and volume the stack made
-    r = heat.cli("stack", "delete", "lamp", "--yes", "--wait")
+    r = dcli(heat, "stack", "delete", "lamp", "--yes", "--wait")
     assert r.returncode == 0, r.stderr
     assert stack_containers(docker, sid) == []
     assert docker.volumes.list(filters={"label": f"dockyard.stack_id={sid}"}) == []
@@ -180,18 +197,18 @@ def test_failures_missing_image_rollback_and_refused_endpoint(heat, docker, tmp_
         "c": {"type": "DockerInc::Docker::Container", "depends_on": "ok",
               "properties": {"image": "dockyard-no-such-image:1"}}}}  # fmt: skip
     tpl = write(tmp_path, "bad.yml", bad)
-    r = heat.cli("stack", "create", "-t", tpl, "noimage", "--wait")
+    r = dcli(heat, "stack", "create", "-t", tpl, "noimage", "--wait")
     assert r.returncode != 0
-    show = heat.cli_json("stack", "show", "noimage")
+    show = djson(heat, "stack", "show", "noimage")
     assert show["stack_status"] == "CREATE_FAILED"
     assert show["stack_status_reason"].startswith("Resource CREATE failed: ResourceInError: ")
     assert "dockyard-no-such-image" in show["stack_status_reason"]
-    r = heat.cli("stack", "create", "-t", tpl, "--enable-rollback", "rolled", "--wait")
-    show = heat.cli_json("stack", "show", "rolled")
+    r = dcli(heat, "stack", "create", "-t", tpl, "--enable-rollback", "rolled", "--wait")
+    show = djson(heat, "stack", "show", "rolled")
     assert show["stack_status"] == "ROLLBACK_COMPLETE", show
     assert stack_containers(docker, show["id"]) == []
     for name in ("noimage", "rolled"):
-        heat.cli("stack", "delete", name, "--yes", "--wait")
+        dcli(heat, "stack", "delete", name, "--yes", "--wait")
     # a docker_endpoint nobody allowed is refused before any connection is attempted
     seen: list = []
     listener = socket.socket()
@@ -249,7 +266,7 @@ def test_kill_during_create_then_restart_finishes(tmp_path, docker):
             f"c{i}": {"type": "DockerInc::Docker::Container", "properties": {"image": IMAGE}}
             for i in range(10)}}  # fmt: skip
         tpl = write(tmp_path, "ten.yml", doc)
-        created = cloud.cli_json("stack", "create", "-t", tpl, "ten")
+        created = djson(cloud, "stack", "create", "-t", tpl, "ten")
         sid = created["id"]
         deadline = time.monotonic() + 20
         while not stack_containers(docker, sid) and time.monotonic() < deadline:
@@ -260,18 +277,18 @@ def test_kill_during_create_then_restart_finishes(tmp_path, docker):
         cloud.start()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            status = cloud.cli_json("stack", "show", "ten")["stack_status"]
+            status = djson(cloud, "stack", "show", "ten")["stack_status"]
             if not status.endswith("IN_PROGRESS"):
                 break
             time.sleep(1)
         assert status in ("CREATE_COMPLETE", "CREATE_FAILED"), status
-        rows = cloud.cli_json("stack", "resource", "list", "ten")
+        rows = djson(cloud, "stack", "resource", "list", "ten")
         ids = {r["physical_resource_id"] for r in rows}
         for c in stack_containers(docker, sid):
             assert c.id in ids, f"container {c.name} has no resource row"
         if status == "CREATE_COMPLETE":
             assert len(stack_containers(docker, sid)) == 10
-        assert cloud.cli("stack", "delete", "ten", "--yes", "--wait").returncode == 0
+        assert dcli(cloud, "stack", "delete", "ten", "--yes", "--wait").returncode == 0
         assert stack_containers(docker, sid) == []
     finally:
         cloud.stop()

@@ -153,6 +153,8 @@ class DockerContainer(Resource):
         endpoint = p.get("docker_endpoint")
         if endpoint:
             self.check_endpoint(endpoint)
+        elif self.ctx.services is not None:
+            self.ctx.services.check_network(self.ctx)
 
     def check_endpoint(self, endpoint: str) -> None:
         """Refuse (400) any endpoint the caller does not own and no admin allowed."""
@@ -235,6 +237,14 @@ class DockerContainer(Resource):
                 binds.append(f"{source}:{target}:{mode}")
                 volumes[target] = {}
             body = dc.container_body(self.properties, self._labels(), binds, volumes)
+            if self._on_project_network():
+                binding = self.ctx.services.port_for(self.ctx, self._device_id())
+                self.data["port_id"] = binding.port_id
+                self.data["network_id"] = binding.network_id
+                aliases = [self.name] + (
+                    [self.properties["name"]] if self.properties.get("name") else []
+                )
+                dc.attach_to_port(self._url(), body, binding, aliases)
             cid = dc.create(client, body, self.properties.get("name"))
             dc.start(client, cid)
             self.data["started"] = True
@@ -260,25 +270,36 @@ class DockerContainer(Resource):
         return False
 
     def delete(self) -> None:
-        if not self.physical_id:
-            return
         try:
             client = self._client()
+            if not self.physical_id and self.incarnation:
+                # a create cut short (crash) may have made the container already
+                self.physical_id = dc.find(client, {dc.INCARNATION_LABEL: self.incarnation})
+            if not self.physical_id:
+                return
             dc.remove(client, self.physical_id)
         except dc.DockerFailure as exc:
             raise ResourceFailure(str(exc)) from exc
 
     def check_delete(self) -> bool:
-        if not self.physical_id:
-            return True
-        client = self._client()
-        if dc.inspect(client, self.physical_id) is not None:
-            return False
-        dc.remove_volumes(
-            client,
-            {"dockyard.stack_id": self.ctx.stack_id, "dockyard.resource": self.name},
-        )
+        if self.physical_id:
+            client = self._client()
+            if dc.inspect(client, self.physical_id) is not None:
+                return False
+            dc.remove_volumes(
+                client,
+                {"dockyard.stack_id": self.ctx.stack_id, "dockyard.resource": self.name},
+            )
+        if self._on_project_network() and self.incarnation:
+            self.ctx.services.release_port(self._device_id())
         return True
+
+    def _on_project_network(self) -> bool:
+        """Without docker_endpoint the container lives on the project's network."""
+        return not self.properties.get("docker_endpoint") and self.ctx.services is not None
+
+    def _device_id(self) -> str:
+        return f"heat-{self.incarnation}"
 
     def suspend(self) -> None:
         try:

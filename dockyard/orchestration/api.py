@@ -19,8 +19,8 @@ from dockyard.api.policy import enforce
 from dockyard.api.service import ServiceApp
 from dockyard.db.base import utcnow
 from dockyard.identity.catalog import ServiceEntry
+from dockyard.orchestration import diff, versions
 from dockyard.orchestration import engine as eng
-from dockyard.orchestration import versions
 from dockyard.orchestration.errors import (
     TemplateError,
     in_progress,
@@ -787,27 +787,19 @@ def build(runtime: Runtime) -> ServiceApp:
         for name in defn.order:
             rtype = defn.active[name].type
             row = rows.get(name)
-            if row is None or row.action == "INIT":
-                changes["added"].append(item(name, rtype))
-                continue
             try:
                 props = defn.properties(name, lookup)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - shown as a change, the update will say why
                 props = {}
-            changed = {
-                k
-                for k in set(props) | set(row.properties or {})
-                if props.get(k) != (row.properties or {}).get(k)
-            }
-            if row.type != rtype or row.status == "FAILED":
-                changes["replaced"].append(item(name, rtype))
-            elif not changed:
-                changes["unchanged"].append(item(name, rtype))
-            else:
-                cls = registry[rtype]
-                plugin = cls(engine.context(s), name, row.properties or {})
-                kind = "replaced" if plugin.needs_replace(props, changed) else "updated"
-                changes[kind].append(item(name, rtype))
+            current = (
+                diff.Current(row.type, row.properties or {}, row.action, row.status)
+                if row is not None
+                else None
+            )
+            cls = registry[rtype]
+            plugin = cls(engine.context(s), name, (row.properties if row else None) or {})
+            kind, _ = diff.classify(current, rtype, props, plugin.needs_replace)
+            changes[kind].append(item(name, rtype))
         for name, row in rows.items():
             if name not in defn.active:
                 changes["deleted"].append(item(name, row.type))

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from dockyard.api.errors import ApiError
 from dockyard.db.base import utcnow
+from dockyard.orchestration import diff
 from dockyard.orchestration.errors import ResourceFailure
 from dockyard.orchestration.models import Event, Stack, StackResource
 from dockyard.orchestration.resources.base import Context, Resource
@@ -649,17 +650,12 @@ class Run:
             reason = self._fail_reason(name, exc)
             self._mark_failed(name, "UPDATE", reason)
             raise Failed(reason) from exc
-        failed = row.status == "FAILED"
-        same_type = row.type == new_type
-        changed = {
-            k
-            for k in set(props) | set(row.properties or {})
-            if props.get(k) != (row.properties or {}).get(k)
-        }
-        if same_type and not failed and not changed:
-            return
         old = self.plugin_for(row)
-        if same_type and not failed and not old.needs_replace(props, changed):
+        current = diff.Current(row.type, row.properties or {}, row.action, row.status)
+        kind, changed = diff.classify(current, new_type, props, old.needs_replace)
+        if kind == diff.UNCHANGED:
+            return
+        if kind == diff.UPDATED:
             self.checkpoint()
             self.transition(name, "UPDATE", "IN_PROGRESS")
             try:

@@ -12,6 +12,7 @@ import hashlib
 import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -46,6 +47,8 @@ class BlobWriter:
         self._file = open(self.path, "xb")  # noqa: SIM115 (closed in finish/abort)
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._sha512 = hashlib.sha512()
+        # sha512 runs beside md5 + the write (hashlib drops the GIL for big buffers)
+        self._helper = ThreadPoolExecutor(1, thread_name_prefix="blob-hash")
         self.size = 0
         self.done = False
 
@@ -55,17 +58,22 @@ class BlobWriter:
         self.size += len(chunk)
         if self.limit is not None and self.size > self.limit:
             raise LimitExceeded(self.limit)
-        self._file.write(chunk)
-        self._md5.update(chunk)
-        self._sha512.update(chunk)
+        pending = self._helper.submit(self._sha512.update, chunk)
+        try:
+            self._md5.update(chunk)
+            self._file.write(chunk)
+        finally:
+            pending.result()
 
     def finish(self) -> WrittenBlob:
+        self._helper.shutdown()
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
         return WrittenBlob(self.path, self.size, self._md5.hexdigest(), self._sha512.hexdigest())
 
     def abort(self) -> None:
+        self._helper.shutdown()
         if not self._file.closed:
             self._file.close()
         self.path.unlink(missing_ok=True)

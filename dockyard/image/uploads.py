@@ -60,7 +60,8 @@ def begin(
                 f"Image {image.id} is receiving data from another upload right now; "
                 "wait for it to finish or fail."
             )
-        if image.status not in ("queued", SAVING) and not img.registry_backed(image):
+        registry_only = image.status == "active" and img.registry_backed(image)
+        if image.status not in ("queued", SAVING) and not registry_only:
             raise Conflict(
                 f"Image status transition from {image.status} to saving is not allowed: "
                 "data can only be uploaded once, to a queued image."

@@ -447,12 +447,21 @@ def test_bad_create_bodies_are_refused(demo):
     assert len(listed(demo, limit=1000)) == before
 
 
-def test_registry_backed_image_is_active_without_data(demo):
+def test_registry_backed_image_is_active_without_data(admin, demo):
     image = create(demo, docker_image="127.0.0.1:5000/dockyard-test/web:1")
     assert image["status"] == "active" and image["size"] is None
     assert demo.get(f"{IMG}/{image['id']}/file").status_code == 204
     patch(demo, image["id"], [{"op": "remove", "path": "/docker_image"}])
     assert demo.get(f"{IMG}/{image['id']}").json()["status"] == "queued"
+    # data may still come (it then wins over the reference), but not past a deactivation
+    both = create(demo, docker_image="127.0.0.1:5000/dockyard-test/web:1")
+    upload(demo, both["id"], fake_docker_save()[0])
+    got = demo.get(f"{IMG}/{both['id']}").json()
+    assert got["status"] == "active" and got["size"] and got["docker_image"]
+    frozen = create(demo, docker_image="127.0.0.1:5000/dockyard-test/web:1")
+    assert admin.post(f"{IMG}/{frozen['id']}/actions/deactivate").status_code == 204
+    upload(demo, frozen["id"], fake_docker_save()[0], expect=409)
+    assert demo.get(f"{IMG}/{frozen['id']}").json()["status"] == "deactivated"
 
 
 # ---- quotas ----------------------------------------------------------------------------------

@@ -84,11 +84,10 @@ def _profile_kwargs(spec: ContainerSpec) -> dict:
     return {
         "cap_add": ["ALL"],
         "cap_drop": ["SYS_RESOURCE"],
-        "security_opt": [
-            "seccomp=unconfined",
-            "apparmor=unconfined",
-            "systempaths=unconfined",
-        ],
+        # `--security-opt systempaths=unconfined` is a CLI spelling: the API takes empty
+        # MaskedPaths/ReadonlyPaths (set in create() below)
+        "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
+        "unmask_system_paths": True,
         "device_cgroup_rules": ["a *:* rwm"],
         "tmpfs": {"/run": ""},
         "volumes": {
@@ -119,6 +118,9 @@ def create(client: docker.DockerClient, spec: ContainerSpec) -> tuple[Container,
     host_config = client.api.create_host_config(
         **{k: v for k, v in _host_config_args(kwargs, spec).items() if v is not None}
     )
+    if kwargs.get("unmask_system_paths"):
+        host_config["MaskedPaths"] = []
+        host_config["ReadonlyPaths"] = []
     try:
         result = client.api.create_container(
             image=spec.image,

@@ -529,3 +529,27 @@ def test_kill_9_during_boot_leaves_one_container(backend, tmp_path, pg_databases
     finally:
         c.stop()
         cleanup(run_id)
+
+
+def test_docker_host_profile_flavor(demo, admin, image):
+    """The admin-only extra spec gives the container the flags a nested dockerd needs."""
+    body = {"flavor": {"name": "t.dind", "ram": 256, "vcpus": 1, "disk": 0, "id": "t-dind"}}
+    assert admin.post(C + "/flavors", json=body).status_code == 200
+    spec = {"extra_specs": {"dockyard:host_profile": "docker-host"}}
+    assert admin.post(C + "/flavors/t-dind/os-extra_specs", json=spec).status_code == 200
+    try:
+        sid = boot(demo, image, name="dind", flavor="t-dind", networks="none")
+        wait_for(demo, sid, "ACTIVE")
+        host = container_of(sid).attrs["HostConfig"]
+        assert host["CapAdd"] == ["ALL"] and host["CapDrop"] == ["SYS_RESOURCE"]
+        assert {"seccomp=unconfined", "apparmor=unconfined"} <= set(host["SecurityOpt"])
+        assert host["MaskedPaths"] == [] and host["ReadonlyPaths"] == []  # systempaths=unconfined
+        assert host["DeviceCgroupRules"] == ["a *:* rwm"] and "/run" in host["Tmpfs"]
+        assert any(b.endswith(":/var/lib/docker:rw") for b in host["Binds"])
+        assert not host["Privileged"]
+        volume = f"dockyard-{sid}-docker"
+        assert docker_client().volumes.get(volume).attrs["Labels"][TEST_LABEL] == "1"
+        delete(demo, sid)
+        assert volume not in {v.name for v in docker_client().volumes.list()}
+    finally:
+        admin.delete(C + "/flavors/t-dind")

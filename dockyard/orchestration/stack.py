@@ -195,7 +195,7 @@ class _Scope:
         if not self._known(name):
             return None
         cls = self.d.registry[self.d.active[name].type]
-        if attr not in cls.attributes_schema and attr != "show":
+        if not cls.accepts_attribute(attr):
             raise FunctionError(f"The Referenced Attribute ({name} {attr}) is incorrect.")
         value = self.lookup.attr(name, attr)
         if value is None or not path:

@@ -193,3 +193,34 @@ def test_classify():
     unhealthy = diff.Current("T", {"a": 1}, "CHECK", "FAILED")
     assert diff.classify(unhealthy, "T", {"a": 1}, never)[0] == diff.REPLACED
     assert diff.classify(diff.Current("T", {}, "INIT", "COMPLETE"), "T", {}, never)[0] == "added"
+
+
+def test_resource_group_create_scale_down_and_attributes(engine):
+    from dockyard.orchestration.stack import pseudo_params
+
+    doc = tpl(
+        {"g": {"type": "OS::Heat::ResourceGroup", "properties": {
+            "count": {"get_param": "n"},
+            "resource_def": {"type": T, "properties": {"value": "v-%index%"}}}}},
+        outputs={"refs": {"value": {"get_attr": ["g", "refs"]}},
+                 "outs": {"value": {"get_attr": ["g", "output"]}},
+                 "one": {"value": {"get_attr": ["g", "resource.1", "output"]}}},
+        params={"n": {"type": "number", "default": 3}},
+    )  # fmt: skip
+    sid = make_stack(engine, doc)
+    st = run(engine, sid)
+    assert st.status == "COMPLETE", st.status_reason
+    defn = engine.definition(st)
+    lookup = eng.Lookup(engine, st, defn, engine.context(st))
+    outs = {o["output_key"]: o["output_value"] for o in defn.outputs(lookup)}
+    assert outs["outs"] == ["v-0", "v-1", "v-2"] and outs["one"] == "v-1"
+    assert len(outs["refs"]) == 3 and all(r.startswith(f"{st.name}-g-") for r in outs["refs"])
+    with engine.db.session() as s:
+        st = s.get(Stack, sid)
+        st.new_template, st.new_environment, st.new_files = doc, {"parameters": {"n": 1}}, {}
+        eng.begin_action(s, st, "UPDATE")
+    st = run(engine, sid)
+    assert st.status == "COMPLETE", st.status_reason
+    g = rows(engine, sid)["g"]
+    assert list(g.data["members"]) == ["0"] and sorted(g.data["removed"]) == ["1", "2"]
+    assert pseudo_params("a", "b", "c")["OS::stack_id"] == "b"

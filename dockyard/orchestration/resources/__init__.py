@@ -8,6 +8,7 @@ from dockyard.orchestration.resources.base import Resource
 def registry() -> dict[str, type[Resource]]:
     from dockyard.orchestration.resources import docker as docker_res
     from dockyard.orchestration.resources import heat
+    from dockyard.orchestration.resources.group import ResourceGroup
 
     types: list[type[Resource]] = [
         docker_res.DockerContainer,
@@ -15,5 +16,8 @@ def registry() -> dict[str, type[Resource]]:
         heat.Value,
         heat.NoneResource,
         heat.TestResource,
+        ResourceGroup,
     ]
-    return {t.type_name: t for t in types}
+    found = {t.type_name: t for t in types}
+    ResourceGroup.registry = found
+    return found

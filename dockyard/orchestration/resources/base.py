@@ -231,6 +231,10 @@ class Resource:
     def reference(self) -> Any:
         return self.physical_id or self.name
 
+    @classmethod
+    def accepts_attribute(cls, name: str) -> bool:
+        return name in cls.attributes_schema or name == "show"
+
     def attribute(self, name: str) -> Any:
         return None
 

@@ -133,7 +133,6 @@ class Reconciler:
             servers = list(
                 s.scalars(select(Server).where(Server.host == host, Server.deleted.is_(False)))
             )
-            live_ids = {x.id for x in servers}
             for server in servers:
                 if server.id in busy or server.task_state is not None:
                     continue
@@ -142,14 +141,17 @@ class Reconciler:
                 m = by_server.get(server.id)
                 self._apply(server, _DOCKER_STATE.get(m.status, {}) if m else None)
             # orphans: containers of this deployment whose server is gone (or never existed)
-            known = set(s.scalars(select(Server.id).where(Server.id.in_(list(by_server) or [""]))))
-            deleted_known = known - live_ids
+            alive = set(
+                s.scalars(
+                    select(Server.id).where(
+                        Server.id.in_(list(by_server) or [""]), Server.deleted.is_(False)
+                    )
+                )
+            )
         now = time.monotonic()
         for server_id, m in by_server.items():
-            if server_id in live_ids:
+            if server_id in alive:  # (possibly under another host record of the same engine)
                 self._first_seen_orphan.pop(m.name, None)
-                continue
-            if server_id in known and server_id not in deleted_known:
                 continue
             first = self._first_seen_orphan.setdefault(m.name, now)
             if now - first >= self.grace:

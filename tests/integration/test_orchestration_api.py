@@ -252,3 +252,33 @@ def test_project_isolation(cloud, admin):
         assert c.get(base + "/stacks").json()["stacks"] == []
         assert c.get(base + "/stacks/api-private").status_code == 404
         assert c.get(base + url).status_code == 404
+
+
+def test_neutron_resources_through_networking(cloud, admin):
+    import random
+
+    cidr = f"10.{random.randint(200, 249)}.{random.randint(0, 255)}.0/24"
+    tpl = {
+        "heat_template_version": "2016-10-14",
+        "resources": {
+            "net": {"type": "OS::Neutron::Net", "properties": {"name": "heat-net"}},
+            "sub": {"type": "OS::Neutron::Subnet",
+                    "properties": {"network": {"get_resource": "net"}, "cidr": cidr}},
+            "port": {"type": "OS::Neutron::Port", "depends_on": "sub",
+                     "properties": {"network": {"get_resource": "net"}}},
+        },
+        "outputs": {"ip": {"value": {"get_attr": ["port", "fixed_ips", 0, "ip_address"]}},
+                    "net": {"value": {"get_resource": "net"}}},
+    }  # fmt: skip
+    url = create(admin, "api-neutron", tpl)
+    stack = wait_status(admin, url, "CREATE_COMPLETE")
+    outs = {o["output_key"]: o["output_value"] for o in stack["outputs"]}
+    assert outs["ip"].startswith(cidr.rsplit(".", 1)[0] + ".")
+    nets = admin.get(f"{cloud.url}/networking/v2.0/networks?id={outs['net']}").json()["networks"]
+    assert nets[0]["name"] == "heat-net" and len(nets[0]["subnets"]) == 1
+    ports = admin.get(f"{cloud.url}/networking/v2.0/ports?network_id={outs['net']}").json()
+    assert [p["fixed_ips"][0]["ip_address"] for p in ports["ports"]] == [outs["ip"]]
+    assert admin.delete(url).status_code == 204
+    wait_status(admin, url, "DELETE_COMPLETE")
+    nets = admin.get(f"{cloud.url}/networking/v2.0/networks?id={outs['net']}").json()["networks"]
+    assert nets == []

@@ -7,7 +7,7 @@ from dockyard.orchestration.resources.base import Resource
 
 def registry() -> dict[str, type[Resource]]:
     from dockyard.orchestration.resources import docker as docker_res
-    from dockyard.orchestration.resources import heat
+    from dockyard.orchestration.resources import heat, neutron
     from dockyard.orchestration.resources.group import ResourceGroup
 
     types: list[type[Resource]] = [
@@ -17,6 +17,9 @@ def registry() -> dict[str, type[Resource]]:
         heat.NoneResource,
         heat.TestResource,
         ResourceGroup,
+        neutron.Net,
+        neutron.Subnet,
+        neutron.Port,
     ]
     found = {t.type_name: t for t in types}
     ResourceGroup.registry = found

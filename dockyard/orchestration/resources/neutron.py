@@ -1,0 +1,215 @@
+"""OS::Neutron::Net, Subnet and Port through networking's Python interface
+(dockyard.network.networks / ports), in the stack creator's name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dockyard.api.errors import ApiError
+from dockyard.orchestration.errors import ResourceFailure
+from dockyard.orchestration.resources.base import Prop, Resource
+
+_SUPPORTED = {"status": "SUPPORTED", "version": "2014.1", "message": None,
+              "previous_status": None}  # fmt: skip
+
+
+class _Neutron(Resource):
+    support_status = _SUPPORTED
+
+    def _session(self):
+        return self.ctx.services.runtime.db.session()
+
+    def _rctx(self):
+        from dockyard.orchestration.services import request_context
+
+        return request_context(self.ctx)
+
+    def _call(self, fn, *args, **kw):
+        try:
+            return fn(*args, **kw)
+        except ApiError as exc:
+            raise ResourceFailure(exc.message, exc.kind) from exc
+
+
+class Net(_Neutron):
+    type_name = "OS::Neutron::Net"
+    description = "A resource for managing Neutron net."
+    properties_schema = {
+        "name": Prop("string", "A string specifying a symbolic name for the network.",
+                     update_allowed=False),
+        "admin_state_up": Prop("boolean", "A boolean value specifying the administrative "
+                               "status of the network.", default=True),
+        "shared": Prop("boolean", "Whether this network should be shared across all tenants.",
+                       default=False),
+        "port_security_enabled": Prop("boolean", "Flag to enable/disable port security on "
+                                      "the network.", default=True),
+        "value_specs": Prop("map", "Extra parameters to include in the request.", default={}),
+    }  # fmt: skip
+    attributes_schema = {
+        "name": {"description": "The name of the network.", "type": "string"},
+        "subnets": {"description": "Subnets of this network.", "type": "list"},
+    }
+
+    def validate(self) -> None:
+        if self.properties.get("shared") and not self.ctx.is_admin:
+            from dockyard.api.errors import Forbidden
+
+            raise Forbidden(f"resources.{self.name}: a shared network needs the admin role")
+
+    def create(self) -> str:
+        from dockyard.network.networks import new_network
+
+        with self._session() as s:
+            net = self._call(
+                new_network,
+                s,
+                self.ctx.settings,
+                project_id=self.ctx.project_id,
+                name=self.properties.get("name") or f"{self.ctx.stack_name}-{self.name}",
+                admin_state_up=bool(self.properties.get("admin_state_up", True)),
+                shared=bool(self.properties.get("shared")),
+                port_security_enabled=bool(self.properties.get("port_security_enabled", True)),
+            )
+            self.data["name"] = net.name
+            return net.id
+
+    def delete(self) -> None:
+        if not self.physical_id:
+            return
+        from dockyard.network.backend import DockerBackend
+        from dockyard.network.common import visible_network
+        from dockyard.network.networks import delete_network
+
+        with self._session() as s:
+            try:
+                net = visible_network(s, self._rctx(), self.physical_id)
+            except ApiError:
+                return  # gone already
+            self._call(delete_network, s, DockerBackend(self.ctx.services.runtime), net)
+
+    def attribute(self, name: str) -> Any:
+        if name == "name":
+            return self.data.get("name")
+        if name == "subnets":
+            from dockyard.network.backend import subnet_of
+
+            with self._session() as s:
+                sub = subnet_of(s, self.physical_id)
+                return [sub.id] if sub else []
+        return None
+
+
+class Subnet(_Neutron):
+    type_name = "OS::Neutron::Subnet"
+    description = "A resource for managing Neutron subnets."
+    properties_schema = {
+        "network": Prop("string", "The ID or name of the attached network.", required=True,
+                        constraints=[{"custom_constraint": "neutron.network"}]),
+        "cidr": Prop("string", "The CIDR.", required=True),
+        "name": Prop("string", "The name of the subnet."),
+        "ip_version": Prop("integer", "The IP version, which is 4 or 6.", default=4,
+                           constraints=[{"allowed_values": [4]}]),
+        "gateway_ip": Prop("string", "The gateway IP address."),
+        "dns_nameservers": Prop("list", "A specified set of DNS name servers to be used.",
+                                default=[]),
+        "enable_dhcp": Prop("boolean", "Set to true if DHCP is enabled.", default=True),
+        "allocation_pools": Prop("list", "The start and end addresses for the allocation "
+                                 "pools."),
+    }  # fmt: skip
+    attributes_schema = {"cidr": {"description": "CIDR block notation for this subnet.",
+                                  "type": "string"},
+                         "gateway_ip": {"description": "IP of the subnet's gateway.",
+                                        "type": "string"},
+                         "network_id": {"description": "Parent network of the subnet.",
+                                        "type": "string"}}  # fmt: skip
+
+    def create(self) -> str:
+        from dockyard.network.backend import DockerBackend
+        from dockyard.network.common import visible_network
+        from dockyard.network.networks import SubnetRequest, create_subnet
+
+        p = self.properties
+        with self._session() as s:
+            net = self._call(visible_network, s, self._rctx(), p["network"])
+            req = SubnetRequest(
+                cidr=p["cidr"],
+                name=p.get("name") or "",
+                gateway_ip=p.get("gateway_ip") or "",
+                allocation_pools=p.get("allocation_pools"),
+                dns_nameservers=p.get("dns_nameservers") or None,
+                enable_dhcp=bool(p.get("enable_dhcp", True)),
+            )
+            backend = DockerBackend(self.ctx.services.runtime)
+            sub = self._call(create_subnet, s, backend, net, self.ctx.project_id, req)
+            self.data.update(network_id=net.id, cidr=sub.cidr, gateway_ip=sub.gateway_ip)
+            return sub.id
+
+    def delete(self) -> None:
+        if not self.physical_id:
+            return
+        from dockyard.network.backend import DockerBackend, subnet_of
+        from dockyard.network.networks import delete_subnet
+
+        with self._session() as s:
+            sub = subnet_of(s, self.data.get("network_id", ""))
+            if sub is None or sub.id != self.physical_id:
+                return
+            self._call(delete_subnet, s, DockerBackend(self.ctx.services.runtime), sub)
+
+    def attribute(self, name: str) -> Any:
+        return self.data.get(name)
+
+
+class Port(_Neutron):
+    type_name = "OS::Neutron::Port"
+    description = "A resource for managing Neutron ports."
+    properties_schema = {
+        "network": Prop("string", "Network this port belongs to.", required=True),
+        "fixed_ips": Prop("list", "Desired IPs for this port.", default=[]),
+        "security_groups": Prop("list", "Security group IDs or names to associate with this "
+                                "port.", update_allowed=False),
+        "name": Prop("string", "A symbolic name for this port."),
+    }  # fmt: skip
+    attributes_schema = {
+        "fixed_ips": {"description": "Fixed IP addresses.", "type": "list"},
+        "mac_address": {"description": "MAC address of the port.", "type": "string"},
+        "network_id": {"description": "Unique identifier for the network owning the port.",
+                       "type": "string"},
+    }  # fmt: skip
+
+    def _device(self) -> str:
+        return f"heat-port-{self.incarnation}"
+
+    def create(self) -> str:
+        from dockyard.network.ports import allocate_port, ports_for_device
+
+        p = self.properties
+        fixed = None
+        for item in p.get("fixed_ips") or []:
+            if isinstance(item, dict) and item.get("ip_address"):
+                fixed = item["ip_address"]
+        with self._session() as s:
+            found = ports_for_device(s, self._device())
+            binding = found[0] if found else self._call(
+                allocate_port, s, self._rctx(), device_id=self._device(),
+                network_id=p["network"], fixed_ip=fixed, security_groups=p.get("security_groups"),
+            )  # fmt: skip
+            self.data.update(
+                ip=binding.ip_address, mac=binding.mac_address, network_id=binding.network_id
+            )
+            return binding.port_id
+
+    def delete(self) -> None:
+        from dockyard.network.ports import release_ports
+
+        with self._session() as s:
+            release_ports(s, self._device())
+
+    def attribute(self, name: str) -> Any:
+        if name == "fixed_ips":
+            return [{"ip_address": self.data.get("ip")}] if self.data.get("ip") else []
+        if name == "mac_address":
+            return self.data.get("mac")
+        if name == "network_id":
+            return self.data.get("network_id")
+        return None

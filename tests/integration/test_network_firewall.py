@@ -10,6 +10,7 @@ import time
 import httpx
 import pytest
 
+from tests.support.cloud import free_port
 from tests.support.docker import TEST_LABEL, build_busybox_image, docker_client
 from tests.support.network import (
     cleanup,
@@ -174,6 +175,7 @@ def test_rules_restored_after_dockyard_restart(env, servers):
     # ... and even when the kernel forgets them meanwhile, a restart reconciles from the DB
     IptablesApplier().remove(prefix)
     assert eventually(lambda: tcp_ok(c, s_ip), 3.0)  # proves the chains did the blocking
+    cloud.port = free_port()  # the old one may have been taken meanwhile by another server
     cloud.start()
     assert eventually(lambda: not tcp_ok(c, s_ip), 5.0)
     assert ping_ok(c, s_ip)  # the ICMP rule from the database is in force again
@@ -196,6 +198,40 @@ def test_changing_a_ports_groups(env, servers):
         assert eventually(lambda: not tcp_ok(c, s_ip), OPEN_WITHIN + PROBE_SLACK)
     finally:
         db.dispose()
+
+
+def test_connect_a_second_network_and_disconnect(env, servers):
+    from dockyard.docker.networks import connect, disconnect
+    from dockyard.network.ports import allocate_port, release_ports
+    from tests.support.network import unique_cidr
+
+    cloud, client, c = env["cloud"], env["client"], servers["c_ct"]
+    demo = cloud.client(cloud.token("demo"))
+    net = demo.post("/networking/v2.0/networks", json={"network": {"name": "blue"}}).json()
+    net = net["network"]
+    r = demo.post(
+        "/networking/v2.0/subnets",
+        json={"subnet": {"network_id": net["id"], "cidr": unique_cidr()}},
+    )
+    assert r.status_code == 201, r.text
+    db = database_of(cloud)
+    try:
+        with db.session() as s:
+            b = allocate_port(s, context_for(cloud), device_id="fw-c", network_id=net["id"])
+        connect(client, c.id, b, aliases=["c"])
+        connect(client, c.id, b, aliases=["c"])  # idempotent
+        c.reload()
+        attached = c.attrs["NetworkSettings"]["Networks"][b.docker_network]
+        assert (attached["IPAddress"], attached["MacAddress"]) == (b.ip_address, b.mac_address)
+        disconnect(client, c.id, b)
+        disconnect(client, c.id, b)  # not attached is fine
+        c.reload()
+        assert b.docker_network not in c.attrs["NetworkSettings"]["Networks"]
+        with db.session() as s:
+            release_ports(s, "fw-c")  # C's ports on both networks go
+    finally:
+        db.dispose()
+    assert demo.delete(f"/networking/v2.0/networks/{net['id']}").status_code == 204
 
 
 def test_released_port_loses_its_rules(env, servers):

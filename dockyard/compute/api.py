@@ -616,6 +616,8 @@ def build(runtime: Runtime) -> ServiceApp:
 
     def requested_networks(s: Session, ctx: RequestContext, raw: Any, mv: Version) -> list[dict]:
         """[{"network_id"|"port_id", "fixed_ip"}] from the body's `networks`."""
+        if raw == [] and mv < (2, 37):
+            raw = None  # before 2.37 "no networks asked" means the project's network(s)
         explicit = raw is not None
         if raw is None:
             if mv >= (2, 37):

@@ -553,3 +553,22 @@ def test_docker_host_profile_flavor(demo, admin, image):
         assert volume not in {v.name for v in docker_client().volumes.list()}
     finally:
         admin.delete(C + "/flavors/t-dind")
+
+
+def test_microversion_2_1_create_and_shapes(demo, image):
+    """novaclient at 2.1 sends no `networks`: the server gets the project's network, and the
+    response has the 2.1 shapes (flavor as id+links, no 2.x-only fields)."""
+    v21 = {"X-OpenStack-Nova-API-Version": "2.1"}
+    body = {"server": {"name": "old", "imageRef": image, "flavorRef": "1"}}
+    r = demo.post(C + "/servers", json=body, headers=v21)
+    assert r.status_code == 202, r.text
+    sid = r.json()["server"]["id"]
+    wait_for(demo, sid, "ACTIVE")
+    server = demo.get(C + f"/servers/{sid}", headers=v21).json()["server"]
+    assert server["flavor"]["id"] == "1" and "original_name" not in server["flavor"]
+    assert "locked" not in server and "description" not in server
+    assert list(server["addresses"]) == ["private"]
+    before = demo.get(C + "/servers/detail", headers=MV).json()["servers"][0]["updated"]
+    delete(demo, sid)
+    gone = demo.get(C + f"/servers/detail?changes-since={before}", headers=MV).json()
+    assert [s["status"] for s in gone["servers"] if s["id"] == sid] == ["DELETED"]

@@ -75,17 +75,38 @@ def begin(
         remaining = img.bytes_remaining(session, image.owner, settings, exclude=image.id)
         if remaining >= 0 and content_length is not None and content_length > remaining:
             raise PayloadTooLarge(img.quota_message(settings, used, content_length))
-        image.status = SAVING
-        image.reserved_bytes = content_length or 0
-        image.upload_id = uuid.uuid4().hex
-        image.updated_at = utcnow()
+        # compare-and-set, so two uploads racing for one image cannot both win (also where
+        # the database has no row locks, as on SQLite)
+        upload_id = uuid.uuid4().hex
+        claimed = session.execute(
+            update(Image)
+            .where(
+                Image.id == image.id,
+                Image.status == image.status,
+                Image.upload_id.is_(None)
+                if image.upload_id is None
+                else Image.upload_id == image.upload_id,
+            )
+            .values(
+                status=SAVING,
+                reserved_bytes=content_length or 0,
+                upload_id=upload_id,
+                updated_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:
+            raise Conflict(
+                f"Image {image.id} is receiving data from another upload right now; "
+                "wait for it to finish or fail."
+            )
         return Ticket(
             image.id,
             image.owner,
             image.container_format,
             None if remaining < 0 else remaining,
             used,
-            image.upload_id,
+            upload_id,
         )
 
 

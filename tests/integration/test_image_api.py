@@ -547,3 +547,22 @@ def test_abandoned_upload_can_be_taken_over(demo, db):
         row.status = "saving"
     r = upload(demo, live["id"], b"x", expect=409)
     assert "another upload" in r.text
+
+
+def test_racing_uploads_to_one_image_have_one_winner(cloud, demo):
+    from concurrent.futures import ThreadPoolExecutor
+
+    image = create(demo)
+    data, _ = fake_docker_save(padding=400_000)
+    token = demo.headers["X-Auth-Token"]
+
+    def put(_: int) -> int:
+        with cloud.client(token) as c:
+            return c.put(f"{IMG}/{image['id']}/file", content=data, headers=OCTET).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        codes = sorted(pool.map(put, range(6)))
+    assert codes == [204] + [409] * 5
+    got = demo.get(f"{IMG}/{image['id']}").json()
+    assert got["status"] == "active" and got["checksum"] == hashlib.md5(data).hexdigest()
+    assert temp_files(cloud) == []

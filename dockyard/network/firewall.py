@@ -68,6 +68,7 @@ class PortState:
     bridge: str
     groups: tuple[str, ...]
     port_security: bool = True
+    admin_up: bool = True  # a port that is administratively down passes nothing
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ def desired_ruleset(prefix: str, ports: Iterable[PortState], rules: Iterable[Rul
     jumps_in: list[str] = []
     jumps_out: list[str] = []
     for p in ports:
-        if not p.port_security:
+        if not p.port_security and p.admin_up:
             continue
         for direction, chain, peer_flag, jumps in (
             ("egress", f"{prefix}-O{_short(p.port_id)}", "-d", jumps_out),
@@ -181,6 +182,8 @@ def desired_ruleset(prefix: str, ports: Iterable[PortState], rules: Iterable[Rul
         ):
             lines: list[str] = []
             group_rules = [r for g in sorted(set(p.groups)) for r in by_group.get(g, [])]
+            if not p.admin_up:
+                group_rules = []
             for r in sorted(group_rules, key=sort_key):
                 if r.direction != direction or r.ethertype != "IPv4":
                     continue
@@ -339,7 +342,13 @@ def load_state(session: Session) -> tuple[list[PortState], list[RuleState]]:
     ):
         groups.setdefault(port_id, []).append(group_id)
     rows = session.execute(
-        select(Port.id, Port.port_security_enabled, IPAllocation.ip_address, Network.id)
+        select(
+            Port.id,
+            Port.port_security_enabled,
+            Port.admin_state_up,
+            IPAllocation.ip_address,
+            Network.id,
+        )
         .join(IPAllocation, IPAllocation.port_id == Port.id)
         .join(Network, Network.id == Port.network_id)
     )
@@ -350,8 +359,9 @@ def load_state(session: Session) -> tuple[list[PortState], list[RuleState]]:
             bridge=bridge_name(nid),
             groups=tuple(sorted(groups.get(pid, []))),
             port_security=bool(secure),
+            admin_up=bool(up),
         )
-        for pid, secure, ip, nid in rows
+        for pid, secure, up, ip, nid in rows
     ]
     rules = [
         RuleState(

@@ -129,6 +129,16 @@ def test_port_security_disabled_is_unfiltered_and_no_groups_drops_all():
     assert c[f"{P}-Ieeeeeeeeeeee"] == ["-j DROP"] and c[f"{P}-Oeeeeeeeeeeee"] == ["-j DROP"]
 
 
+def test_a_port_that_is_down_passes_nothing():
+    down = PortState("ffffffffffff", "10.0.0.10", "dynnet1", ("web",), admin_up=False)
+    unfiltered_but_down = PortState(
+        "999999999999", "10.0.0.11", "dynnet1", (), port_security=False, admin_up=False
+    )
+    c = chains([down, unfiltered_but_down], EGRESS_ALL)
+    for port in ("ffffffffffff", "999999999999"):
+        assert c[f"{P}-I{port}"] == ["-j DROP"] and c[f"{P}-O{port}"] == ["-j DROP"]
+
+
 def test_the_ruleset_does_not_depend_on_input_order():
     rules = [
         *EGRESS_ALL,

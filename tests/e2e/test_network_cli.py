@@ -83,8 +83,10 @@ def test_security_group_commands(cloud):
     assert shown["id"] == group["id"] and len(shown["rules"]) == 2
     r = cloud.cli_json(
         "security group rule create",
-        "--protocol", "icmp",
-        "--remote-group", "default",
+        "--protocol",
+        "icmp",
+        "--remote-group",
+        "default",
         "clisg",
         cloud="dockyard",
     )

@@ -148,7 +148,7 @@ class ManagedNetwork:
     docker_id: str
     name: str
     network_id: str
-    containers: int
+    containers: int  # attached containers, running or stopped
 
 
 def managed_networks(client: docker.DockerClient, instance_id: str) -> list[ManagedNetwork]:
@@ -159,12 +159,17 @@ def managed_networks(client: docker.DockerClient, instance_id: str) -> list[Mana
             net.reload()
         except NotFound:
             continue
+        running = len(net.attrs.get("Containers") or {})
+        # stopped containers keep their endpoint settings but are not listed by inspect
+        attached = running or len(
+            client.containers.list(all=True, filters={"network": net.name}, ignore_removed=True)
+        )
         out.append(
             ManagedNetwork(
                 docker_id=net.id,
                 name=net.name,
                 network_id=(net.attrs.get("Labels") or {}).get(NETWORK_LABEL, ""),
-                containers=len(net.attrs.get("Containers") or {}),
+                containers=attached,
             )
         )
     return out

@@ -8,10 +8,11 @@ import socket
 import socketserver
 import threading
 
-from tests.support.docker import docker_client
+from tests.support.docker import TEST_LABEL, build_busybox_image, docker_client
 from tests.support.network import cleanup, eventually, instance_of, network_cloud, unique_cidr
 
 N = "/networking/v2.0"
+IMAGE = "dockyard-net-busybox:test"
 
 
 class _Pump(socketserver.BaseRequestHandler):
@@ -68,6 +69,18 @@ def test_docker_down_at_start_then_reconciled(tmp_path):
             return {f"dockyard-net-{net['id']}", f"dockyard-net-{private[0]['id']}"} <= names
 
         assert eventually(made, 15, interval=0.5), cloud.tail(20)
+
+        # a clean shutdown removes Docker networks no container uses (the next start makes
+        # them again) but keeps one a stopped container is still attached to
+        build_busybox_image(IMAGE)
+        stopped = docker_client().containers.create(
+            IMAGE, network=f"dockyard-net-{net['id']}", labels={TEST_LABEL: "1"}
+        )
+        cloud.stop()
+        names = {n.name for n in docker_client().networks.list()}
+        assert f"dockyard-net-{net['id']}" in names
+        assert f"dockyard-net-{private[0]['id']}" not in names
+        stopped.remove(force=True)
     finally:
         cloud.stop()
         if proxy is not None:

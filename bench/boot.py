@@ -61,6 +61,22 @@ def wait_active(http: httpx.Client, sid: str, timeout: float = 120) -> None:
     raise RuntimeError(f"server {sid} not ACTIVE after {timeout}s")
 
 
+def api_create(http: httpx.Client, image: str, net: str | None, prefix: str) -> str:
+    networks = [{"uuid": net}] if net else "none"
+    body = {
+        "server": {
+            "name": f"{prefix}-{uuid.uuid4().hex[:6]}",
+            "imageRef": image,
+            "flavorRef": "1",
+            "networks": networks,
+        }
+    }
+    r = http.post(f"{C}/servers", json=body, headers=MV)
+    if r.status_code != 202:
+        raise RuntimeError(f"create failed: {r.status_code} {r.text}")
+    return r.json()["server"]["id"]
+
+
 def api_boot(http: httpx.Client, image: str, net: str) -> tuple[str, float]:
     body = {
         "server": {
@@ -191,9 +207,19 @@ def main() -> int:
         n = args.parallel
         t0 = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
-            results = list(pool.map(lambda _: api_boot(demo, image, net), range(n)))
+            ids = list(pool.map(lambda _: api_create(demo, image, net, "par"), range(n)))
+        # one poll of the list every 50 ms (not n clients hammering the API meanwhile)
+        while True:
+            listed = demo.get(f"{C}/servers/detail?name=^par-", headers=MV).json()["servers"]
+            done = [x for x in listed if x["status"] in ("ACTIVE", "ERROR")]
+            if len(done) == n:
+                break
+            time.sleep(0.05)
         api_wall = time.perf_counter() - t0
-        delete_all(demo, [sid for sid, _ in results])
+        errors = [x for x in listed if x["status"] == "ERROR"]
+        if errors:
+            print(f"  ({len(errors)} of {n} ended in ERROR: {errors[0].get('fault')})")
+        delete_all(demo, ids)
         t0 = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
             list(pool.map(lambda _: docker_run(ref, docker_net, raw_label), range(n)))

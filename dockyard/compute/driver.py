@@ -82,6 +82,7 @@ class Compute:
         self.deployment = deployment_id(self.db)
         self.extra_labels = parse_labels(self.settings.container_labels)
         self.stop_timeout = int(self.settings.compute_stop_timeout)
+        self._networks_ok: dict[tuple[str, str], float] = {}
         self.runner = Runner(
             self.db,
             {
@@ -212,7 +213,7 @@ class Compute:
             server.updated_at = utcnow()
             return server.host
 
-    def _spawn(self, server_id: str, host: str, image_payload: dict) -> None:
+    def _spawn(self, server_id: str, host: str, image_payload: dict, fresh: bool = False) -> None:
         """Make (or find) the container, attach ports, write files, start it."""
         client = self.client(host)
         with self.db.session() as s:
@@ -228,13 +229,14 @@ class Compute:
         self._update(server_id, task_state="spawning")
         t0 = time.monotonic()
         marks: list[tuple[str, float]] = []
-        existing = containers.find(client, server_id)
+        # `fresh`: first attempt ever, so no earlier attempt can have made the container
+        existing = None if fresh else containers.find(client, server_id)
         if existing is None:
             image = glue.image_from_payload(image_payload)
             ref = glue.ensure_image(self.runtime, client, image)
             marks.append(("image", time.monotonic()))
             for b in bindings:
-                glue.ensure_network(client, b)
+                self._ensure_network(client, host, b)
             marks.append(("network", time.monotonic()))
             spec = containers.ContainerSpec(
                 server_id=server_id,
@@ -281,11 +283,29 @@ class Compute:
             " ".join(f"{k}={(v - t0) * 1000:.0f}ms" for k, v in marks),
         )
 
+    def _ensure_network(self, client, host: str, binding) -> None:
+        """ensure_network once a minute per host and network (inspecting a busy network
+        costs the engine more than the boot itself); a network removed in between makes the
+        create fail and the retry ensure it again."""
+        key = (host, binding.docker_network)
+        now = time.monotonic()
+        if now - self._networks_ok.get(key, -1e9) < 60:
+            return
+        glue.ensure_network(client, binding)
+        self._networks_ok[key] = now
+
+    def forget_network(self, host: str, docker_network: str) -> None:
+        self._networks_ok.pop((host, docker_network), None)
+
     def do_create(self, op: Claimed) -> None:
         host = self._schedule(op.target)
         if host is None:
             return
-        self._spawn(op.target, host, op.payload["image"])
+        try:
+            self._spawn(op.target, host, op.payload["image"], fresh=op.attempts == 1)
+        except Exception:
+            self._networks_ok.clear()  # ensure the networks again on the retry
+            raise
 
     def create_failed(self, op: Claimed, message: str) -> None:
         with self.db.session() as s:

@@ -144,7 +144,10 @@ def create(client: docker.DockerClient, spec: ContainerSpec) -> tuple[Container,
             if found is not None:
                 return found, False
         raise
-    return client.containers.get(result["Id"]), True
+    # a model without another inspect: the caller only needs the id and that it is new
+    return client.containers.prepare_model(
+        {"Id": result["Id"], "State": {"Status": "created"}}
+    ), True
 
 
 def _host_config_args(kwargs: dict, spec: ContainerSpec) -> dict:

@@ -588,30 +588,9 @@ def build(runtime: Runtime) -> ServiceApp:
                     kind="PortSecurityAndIPRequiredForSecurityGroups",
                 )
             if req.fixed_ips is not None:
-                current = [(a.subnet_id, a.ip_address) for a in portlib.port_ips(s, port.id)]
-                wanted = [(f.subnet_id, f.ip_address) for f in req.fixed_ips]
-                same = len(wanted) == len(current) and all(
-                    (w[1] is None or w[1] == c[1]) and (w[0] is None or w[0] == c[0])
-                    for w, c in zip(wanted, current, strict=False)
+                portlib.change_fixed_ips(
+                    s, port, [portlib.FixedIP(f.subnet_id, f.ip_address) for f in req.fixed_ips]
                 )
-                if not same:
-                    if port.device_id:
-                        raise Conflict(
-                            f"Port {port.id} is bound to {port.device_id}: detach it before "
-                            "changing its address.",
-                            kind="PortInUse",
-                        )
-                    if len(wanted) > 1:
-                        raise BadRequest("A dockyard port holds at most one IPv4 address.")
-                    for a in portlib.port_ips(s, port.id):
-                        s.delete(a)
-                    s.flush()
-                    if wanted:
-                        net = s.get(Network, port.network_id)
-                        subnet = portlib._pick_subnet(
-                            s, net, portlib.FixedIP(wanted[0][0], wanted[0][1])
-                        )
-                        ipam.allocate(s, subnet, port.id, wanted[0][1])
             port.revision_number += 1
             s.flush()
             out = ports_out(s, [port])[0]

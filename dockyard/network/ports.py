@@ -182,6 +182,41 @@ def create_port(
     return port
 
 
+def change_fixed_ips(session: Session, port: Port, wanted: list[FixedIP]) -> None:
+    """Give an unbound port another address (or none). A MAC derived from the old address
+    follows the new one, so it keeps matching what Docker derives on `connect`."""
+    current = port_ips(session, port.id)
+    same = len(wanted) == len(current) and all(
+        (w.ip_address is None or w.ip_address == c.ip_address)
+        and (w.subnet_id is None or w.subnet_id == c.subnet_id)
+        for w, c in zip(wanted, current, strict=False)
+    )
+    if same:
+        return
+    if port.device_id:
+        raise Conflict(
+            f"Port {port.id} is bound to {port.device_id}: detach it before changing its address.",
+            kind="PortInUse",
+        )
+    if len(wanted) > 1:
+        raise BadRequest(
+            "A dockyard port holds at most one IPv4 address (one Docker endpoint).",
+            kind="InvalidInput",
+        )
+    derived = bool(current) and port.mac_address == ipam.mac_for_ip(current[0].ip_address)
+    for a in current:
+        session.delete(a)
+    session.flush()
+    if wanted:
+        network = session.get(Network, port.network_id)
+        subnet = _pick_subnet(session, network, wanted[0])
+        allocation = ipam.allocate(session, subnet, port.id, wanted[0].ip_address)
+        mac = ipam.mac_for_ip(allocation.ip_address)
+        if derived and not _mac_taken(session, port.network_id, mac):
+            port.mac_address = mac
+    session.flush()
+
+
 def set_groups(session: Session, port: Port, group_ids: list[str]) -> None:
     current = set(
         session.scalars(

@@ -20,6 +20,7 @@ from dockyard.network.ports import (
     allocate_port,
     apply_security_groups,
     auto_network_id,
+    change_fixed_ips,
     create_port,
     ports_for_device,
     release_ports,
@@ -164,3 +165,17 @@ def test_groups_by_name_and_apply(db):
         assert b.security_group_ids == ()
         b = apply_security_groups(s, demo, b.port_id, ["default"])
         assert b.security_group_ids == (default_group_id("demo"),)
+
+
+def test_changing_an_unbound_ports_address_moves_its_mac(db):
+    demo = ctx("demo")
+    with db.session() as s:
+        net = s.get(nets.Network, auto_network_id(s, demo))
+        port = create_port(s, demo, net, project_id="demo")
+        assert port.mac_address == "02:42:0a:00:00:02"
+        change_fixed_ips(s, port, [FixedIP(ip_address="10.0.0.42")])
+        assert port.mac_address == "02:42:0a:00:00:2a"
+        assert [a.ip_address for a in s.scalars(nets.select(IPAllocation))] == ["10.0.0.42"]
+        port.device_id = "server-x"
+        with pytest.raises(Conflict):
+            change_fixed_ips(s, port, [FixedIP(ip_address="10.0.0.43")])

@@ -8,6 +8,7 @@ adopts the container it made instead of making a second one.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import docker
@@ -29,10 +30,39 @@ def _explain(exc: Exception) -> str:
     return str(exc)
 
 
+class _Clients:
+    """One low-level client per engine URL, shared by the engine's threads (each client
+    negotiates the API version once, at creation)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_url: dict[str, docker.APIClient] = {}
+
+    def get(self, url: str, timeout: int) -> docker.APIClient:
+        with self._lock:
+            client = self._by_url.get(url)
+            if client is None:
+                client = docker.APIClient(
+                    base_url=url, timeout=timeout, version="auto", max_pool_size=64
+                )
+                self._by_url[url] = client
+            return client
+
+    def drop(self, url: str) -> None:
+        with self._lock:
+            client = self._by_url.pop(url, None)
+        if client is not None:
+            client.close()
+
+
+_CLIENTS = _Clients()
+
+
 def connect(url: str, timeout: int = 60) -> docker.APIClient:
     try:
-        return docker.APIClient(base_url=url, timeout=timeout, version="auto")
+        return _CLIENTS.get(url, timeout)
     except DockerException as exc:
+        _CLIENTS.drop(url)
         raise DockerFailure(f"cannot reach the Docker engine at {url}: {exc}") from exc
 
 
@@ -79,15 +109,14 @@ def attach_to_port(url: str, body: dict, binding: Any, aliases: list[str]) -> No
     (networking's interface), making the network on that engine first if needed."""
     from dockyard.docker import networks as dn
 
-    client = docker.DockerClient(base_url=url, timeout=60)
+    client = docker.DockerClient.__new__(docker.DockerClient)
+    client.api = _CLIENTS.get(url, 60)  # the high-level view of the shared low-level client
     try:
         if getattr(binding, "network_spec", None) is not None:
             dn.ensure_network(client, binding)
         kw = dn.endpoint_config(binding, aliases)
     except (APIError, DockerException, dn.NetworkConflict) as exc:
         raise DockerFailure(f"network {binding.docker_network}: {_explain(exc)}") from exc
-    finally:
-        client.close()
     endpoints = {k: dict(v) for k, v in kw["networking_config"].items()}
     links = body["HostConfig"].pop("Links", None)
     if links:  # on a user-defined network, links are per endpoint (name resolution aliases)

@@ -88,8 +88,10 @@ def write(tmp: Path, name: str, doc: dict) -> str:
     return str(path)
 
 
-def stack_containers(docker, stack_id: str) -> list:
-    return docker.containers.list(all=True, filters={"label": f"dockyard.stack_id={stack_id}"})
+def stack_containers(docker, stack_id: str) -> list[dict]:
+    """Summaries (Id, Names, State, Labels) of the stack's containers: one list call, no
+    per-container inspect that a concurrent removal could turn into a 404."""
+    return docker.api.containers(all=True, filters={"label": f"dockyard.stack_id={stack_id}"})
 
 
 def test_story_step6_and_legacy_heat_shell(heat, docker, tmp_path):
@@ -105,11 +107,11 @@ def test_story_step6_and_legacy_heat_shell(heat, docker, tmp_path):
     assert rows["nginxheat1"]["Stack Status"] == "CREATE_COMPLETE"
     sid = rows["nginxheat1"]["ID"]
     [container] = stack_containers(docker, sid)
-    assert container.status == "running"
-    assert container.labels["dockyard.resource"] == "nginx-01"
-    assert container.labels["dockyard.project_id"]
+    assert container["State"] == "running"
+    assert container["Labels"]["dockyard.resource"] == "nginx-01"
+    assert container["Labels"]["dockyard.project_id"]
     res = heat.cli_json("stack", "resource", "list", "nginxheat1")
-    assert res[0]["physical_resource_id"] == container.id
+    assert res[0]["physical_resource_id"] == container["Id"]
     events = heat.cli("stack", "event", "list", "nginxheat1")
     assert "CREATE_COMPLETE" in events.stdout
     validate = heat.cli("orchestration", "template", "validate", "-t", tpl)
@@ -183,7 +185,7 @@ def test_story_step8_links_env_volume_update_and_delete(heat, docker, tmp_path):
     new_id = djson(heat, "stack", "output", "show", "lamp", "web_id")["output_value"]
     assert new_id != web_id
     assert "MODE=two" in docker.containers.get(new_id).attrs["Config"]["Env"]
-    assert web_id not in [c.id for c in stack_containers(docker, sid)]
+    assert web_id not in [c["Id"] for c in stack_containers(docker, sid)]
     # delete --wait removes every container and volume the stack made
     r = dcli(heat, "stack", "delete", "lamp", "--yes", "--wait")
     assert r.returncode == 0, r.stderr
@@ -285,7 +287,7 @@ def test_kill_during_create_then_restart_finishes(tmp_path, docker):
         rows = djson(cloud, "stack", "resource", "list", "ten")
         ids = {r["physical_resource_id"] for r in rows}
         for c in stack_containers(docker, sid):
-            assert c.id in ids, f"container {c.name} has no resource row"
+            assert c["Id"] in ids, f"container {c['Names']} has no resource row"
         if status == "CREATE_COMPLETE":
             assert len(stack_containers(docker, sid)) == 10
         assert dcli(cloud, "stack", "delete", "ten", "--yes", "--wait").returncode == 0

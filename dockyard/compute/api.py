@@ -188,6 +188,26 @@ def _int(value: Any, name: str, minimum: int = 0, maximum: int = 2**31 - 1) -> i
     return n
 
 
+def _bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise BadRequest(f"Invalid input for field/attribute {name}: must be a boolean.")
+
+
+def _float(value: Any, name: str) -> float:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        out = float(value)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"Invalid input for field/attribute {name}: must be a number.") from exc
+    if not 0 < out < 3.4e38:
+        raise BadRequest(f"Invalid input for field/attribute {name}: must be positive.")
+    return out
+
+
 def _name(value: Any, what: str = "name") -> str:
     if not isinstance(value, str) or not NAME_RE.match(value) or not value.strip():
         raise BadRequest(
@@ -256,12 +276,6 @@ def build(runtime: Runtime) -> ServiceApp:
         ):
             raise NotFound(f"Instance {server_id} could not be found.")
         return server
-
-    def check_locked(ctx: RequestContext, server: Server, action: str) -> None:
-        if server.locked and not ctx.is_admin and server.locked_by != "owner":
-            raise Conflict(f"Instance {server.id} is locked; cannot {action}.")
-        if server.locked and not ctx.is_admin:
-            raise Conflict(f"Instance {server.id} is locked; unlock it to {action}.")
 
     def host_up_map(s: Session) -> dict[str, bool]:
         return {h.name: bool(h.up and h.enabled) for h in s.scalars(select(Host))}
@@ -400,8 +414,8 @@ def build(runtime: Runtime) -> ServiceApp:
             disk=_int(f.get("disk", 0), "disk", 0),
             ephemeral=_int(f.get("OS-FLV-EXT-DATA:ephemeral", 0), "ephemeral", 0),
             swap=_int(f.get("swap", 0) or 0, "swap", 0),
-            rxtx_factor=float(f.get("rxtx_factor", 1.0)),
-            is_public=bool(f.get("os-flavor-access:is_public", True)),
+            rxtx_factor=_float(f.get("rxtx_factor", 1.0), "rxtx_factor"),
+            is_public=_bool(f.get("os-flavor-access:is_public", True), "is_public"),
             description=desc,
             extra_specs={},
         )
@@ -734,6 +748,8 @@ def build(runtime: Runtime) -> ServiceApp:
             image = glue.boot_image(s, ctx, image_ref)
             if image.min_ram and flavor.ram < image.min_ram:
                 raise BadRequest("Flavor's memory is too small for requested image.")
+            if image.min_disk and flavor.disk and flavor.disk < image.min_disk:
+                raise BadRequest("Flavor's disk is too small for requested image.")
             key_data = None
             key_name = sv.get("key_name")
             if key_name:
@@ -1474,11 +1490,9 @@ def build(runtime: Runtime) -> ServiceApp:
         with db.session() as s:
             limits = quotas.limits_for(s, settings, project_id)
             used = quotas.usage(s, project_id)
-            members = 0
         body: dict = {"id": project_id}
         for r, lim in {**limits, **quota_keys(mv)}.items():
-            in_use = used.get(r, members if r == "server_group_members" else 0)
-            body[r] = {"limit": lim, "in_use": in_use, "reserved": 0}
+            body[r] = {"limit": lim, "in_use": used.get(r, 0), "reserved": 0}
         return {"quota_set": body}
 
     @app.get("/os-quota-sets/{project_id}/defaults")
@@ -1690,8 +1704,13 @@ def build(runtime: Runtime) -> ServiceApp:
         enforce(ctx, "compute:hosts")
         if mv < (2, 53):
             raise NotFound("Use microversion 2.53 or later to update services by id.")
-        if not isinstance(body, dict):
-            raise BadRequest("The body must be an object.")
+        if not isinstance(body, dict) or not body:
+            raise BadRequest("The body must be an object with 'status' (and 'disabled_reason').")
+        unknown = set(body) - {"status", "disabled_reason", "forced_down"}
+        if unknown:
+            raise BadRequest(
+                f"Additional properties are not allowed: {', '.join(sorted(unknown))}."
+            )
         with db.session() as s:
             h = s.get(Host, int(sid)) if sid.isdigit() else None
             if h is None:

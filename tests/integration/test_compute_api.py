@@ -572,3 +572,39 @@ def test_microversion_2_1_create_and_shapes(demo, image):
     delete(demo, sid)
     gone = demo.get(C + f"/servers/detail?changes-since={before}", headers=MV).json()
     assert [s["status"] for s in gone["servers"] if s["id"] == sid] == ["DELETED"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/servers"),
+        ("POST", "/flavors"),
+        ("POST", "/os-keypairs"),
+        ("POST", "/os-server-groups"),
+        ("PUT", "/os-quota-sets/x"),
+        ("POST", "/servers/00000000-0000-0000-0000-000000000000/action"),
+        ("PUT", "/os-services/1"),
+    ],
+)
+def test_garbage_bodies_are_4xx_never_500(admin, method, path):
+    bodies = [
+        None,
+        "text",
+        [],
+        {},
+        {"server": []},
+        {"server": {"name": 5, "flavorRef": {}, "imageRef": [], "networks": 7}},
+        {"server": {"name": "x", "flavorRef": "1", "imageRef": "x", "min_count": "many"}},
+        {"flavor": {"name": "f", "ram": "lots", "vcpus": 1, "rxtx_factor": "x"}},
+        {"flavor": {"name": "f", "ram": 1, "vcpus": 1, "os-flavor-access:is_public": "maybe"}},
+        {"keypair": {"name": "k" * 300}},
+        {"keypair": {"name": "k", "public_key": 5}},
+        {"server_group": {"name": "g", "policies": "affinity"}},
+        {"quota_set": {"instances": "x"}},
+        {"quota_set": {"bogus": 1}},
+        {"reboot": {"type": "SIDEWAYS"}},
+        {"status": 5},
+    ]
+    for body in bodies:
+        r = admin.request(method, C + path, json=body, headers=MV)
+        assert 400 <= r.status_code < 500, (body, r.status_code, r.text)

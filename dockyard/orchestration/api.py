@@ -145,10 +145,18 @@ def build(runtime: Runtime) -> ServiceApp:
         return json.loads(json.dumps(env or {}))
 
     def build_definition(
-        tpl: dict, files: dict, env: dict, name: str, sid: str, project: str, strict: bool = True
+        tpl: dict,
+        files: dict,
+        env: dict,
+        name: str,
+        sid: str,
+        project: str,
+        strict: bool = True,
+        ctx: RequestContext | None = None,
     ) -> Definition:
+        custom = services.constraint_checker(make_ctx(ctx, sid, name)) if ctx else None
         return Definition.build(
-            tpl, files, env, {}, pseudo_params(name, sid, project), registry, strict=strict
+            tpl, files, env, {}, pseudo_params(name, sid, project), registry, custom, strict=strict
         )
 
     def merged_env(env: dict, params: Any) -> dict:
@@ -404,7 +412,9 @@ def build(runtime: Runtime) -> ServiceApp:
         tpl = read_template(body)
         env = merged_env(read_env(body), body.get("parameters"))
         files = body.get("files") or {}
-        defn = build_definition(tpl, files, env, "validate", "", ctx.project_id or "", False)
+        defn = build_definition(
+            tpl, files, env, "validate", "", ctx.project_id or "", False, ctx=ctx
+        )
         defn.validate(lambda: make_ctx(ctx))
         user = env.get("parameters") or {}
         params = {
@@ -448,7 +458,7 @@ def build(runtime: Runtime) -> ServiceApp:
         env = merged_env(read_env(body), body.get("parameters"))
         sid = str(uuid.uuid4())
         project = tenant if ctx.is_admin else (ctx.project_id or "")
-        defn = build_definition(tpl, files, env, name, sid, project)
+        defn = build_definition(tpl, files, env, name, sid, project, ctx=ctx)
         defn.validate(lambda: make_ctx(ctx, sid, name))
         timeout = timeout_of(body.get("timeout_mins"))
         disable_rollback = body.get("disable_rollback", True)
@@ -732,7 +742,7 @@ def build(runtime: Runtime) -> ServiceApp:
                 tpl = read_template(body)
                 env = merged_env(read_env(body), body.get("parameters"))
                 files = body.get("files") or {}
-            defn = build_definition(tpl, files, env, s.name, s.id, s.project_id)
+            defn = build_definition(tpl, files, env, s.name, s.id, s.project_id, ctx=ctx)
             defn.validate(lambda: make_ctx(ctx, s.id, s.name))
             old_defn = safe_defn(s)
             if old_defn is not None:

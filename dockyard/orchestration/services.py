@@ -75,3 +75,32 @@ class Services:
             request_sync(self.runtime)
         except Exception:  # noqa: BLE001 - the firewall loop catches up by itself
             log.debug("firewall sync request failed", exc_info=True)
+
+    def constraint_checker(self, ctx: Context):
+        """check(name, value) -> error text or None, for parameters' custom_constraint."""
+
+        def check(name: str, value) -> str | None:
+            from dockyard.api.errors import ApiError
+
+            lookups = {
+                "nova.flavor": ("dockyard.compute.flavors", "for_boot"),
+                "glance.image": ("dockyard.image.boot", "boot_image"),
+                "neutron.network": ("dockyard.network.common", "visible_network"),
+            }
+            if name not in lookups:
+                return None  # nova.keypair etc.: no interface to ask; the resource will say
+            module, fn = lookups[name]
+            try:
+                find = getattr(__import__(module, fromlist=[fn]), fn)
+            except (ImportError, AttributeError):
+                return None
+            values = value if isinstance(value, list) else [value]
+            with self.runtime.db.session() as session:
+                for v in values:
+                    try:
+                        find(session, request_context(ctx), str(v))
+                    except ApiError as exc:
+                        return f'Error validating value "{v}": {exc.message}'
+            return None
+
+        return check

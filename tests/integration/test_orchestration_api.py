@@ -199,6 +199,13 @@ def test_validation_errors(admin):
     assert r.status_code == 400 and "'n'" in r.json()["error"]["message"]
     r = post("heat_template_version: 2015-10-15\ndescription: " + "x" * 600000)
     assert r.status_code in (400, 413)
+    custom = {"heat_template_version": "2015-10-15", "parameters": {
+        "img": {"type": "string", "constraints": [{"custom_constraint": "glance.image"}]},
+        "net": {"type": "string", "default": "x",
+                "constraints": [{"custom_constraint": "neutron.network"}]}}}  # fmt: skip
+    r = post(custom, parameters={"img": "no-such-image"})
+    assert r.status_code == 400
+    assert "Parameter 'img' is invalid" in r.json()["error"]["message"]
     r = admin.post("/stacks", json={"stack_name": "1bad", "template": TPL})
     assert r.status_code == 400 and "Invalid stack name" in r.json()["error"]["message"]
     docker = {"heat_template_version": "2015-10-15", "resources": {"c": {

@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from dockyard.api.errors import ApiError
 from dockyard.db.base import utcnow
@@ -71,6 +71,22 @@ def add_event(
             created_at=utcnow(),
         )
     )
+
+
+MAX_EVENTS = 1000
+
+
+def purge_events(session, stack_id: str, keep: int = MAX_EVENTS) -> None:
+    """Keep the newest `keep` events of a stack (Heat's max_events_per_stack)."""
+    cutoff = session.scalar(
+        select(Event.seq)
+        .where(Event.stack_id == stack_id)
+        .order_by(Event.seq.desc())
+        .offset(keep)
+        .limit(1)
+    )
+    if cutoff is not None:
+        session.execute(delete(Event).where(Event.stack_id == stack_id, Event.seq <= cutoff))
 
 
 def set_stack_state(session, stack: Stack, action: str, status: str, reason: str) -> None:
@@ -269,6 +285,8 @@ class Run:
             for k, v in changes.items():
                 setattr(stack, k, v)
             set_stack_state(s, stack, action, status, reason)
+            s.flush()
+            purge_events(s, stack.id)
             return True
 
     def rows(self) -> dict[str, StackResource]:

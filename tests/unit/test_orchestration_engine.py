@@ -224,3 +224,14 @@ def test_resource_group_create_scale_down_and_attributes(engine):
     g = rows(engine, sid)["g"]
     assert list(g.data["members"]) == ["0"] and sorted(g.data["removed"]) == ["1", "2"]
     assert pseudo_params("a", "b", "c")["OS::stack_id"] == "b"
+
+
+def test_events_are_capped_per_stack(engine):
+    sid = make_stack(engine, tpl({"a": {"type": T}}))
+    with engine.db.session() as s:
+        for _ in range(30):
+            eng.add_event(s, sid, "x", T, None, "CREATE", "IN_PROGRESS", "noise")
+    with engine.db.session() as s:
+        eng.purge_events(s, sid, keep=10)
+    ev = events(engine, sid)
+    assert len(ev) == 10

@@ -17,11 +17,13 @@ Three parts, Kubernetes-controller style (desired vs observed, never "remember w
 Layout of the chains (P = "DY" + 6 hex of the deployment's instance id):
   DOCKER-USER -> P-FWD
   P-FWD:  conntrack ESTABLISHED,RELATED -> RETURN
-          -i <bridge> -s <port ip> -> P-O<port>     (egress of each port)
-          -o <bridge> -d <port ip> -> P-I<port>     (ingress of each port)
+          -i <bridge> -> P-E<net>   egress dispatch:  -s <port ip> -g P-O<port> ..., DROP
+          -o <bridge> -> P-N<net>   ingress dispatch: -d <port ip> -g P-I<port> ..., DROP
   P-I<port> / P-O<port>: one RETURN per matching rule of the port's groups, then DROP.
-RETURN hands the packet back to Docker's own chains (which accept it); DROP ends it. Traffic
-from the Docker host to a container goes through OUTPUT, not FORWARD, so it is never filtered.
+  P-S<group> / P-D<group>: membership of a remote group (sets a mark bit the port chain tests).
+RETURN hands the packet back to Docker's own chains (which accept it); DROP ends it; an
+address on a dockyard bridge that is no port's passes nothing. Traffic from the Docker host to
+a container goes through OUTPUT, not FORWARD, so it is never filtered.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from dockyard.network.models import (
     Port,
     PortSecurityGroup,
     SecurityGroupRule,
+    Subnet,
 )
 
 log = logging.getLogger("dockyard.network.firewall")
@@ -144,8 +147,17 @@ def _short(port_id: str) -> str:
     return port_id.replace("-", "")[:12]
 
 
-def desired_ruleset(prefix: str, ports: Iterable[PortState], rules: Iterable[RuleState]) -> Ruleset:
-    """The chains that enforce `rules` for `ports` (pure; input order does not matter)."""
+def desired_ruleset(
+    prefix: str,
+    ports: Iterable[PortState],
+    rules: Iterable[RuleState],
+    bridges: Iterable[str] = (),
+) -> Ruleset:
+    """The chains that enforce `rules` for `ports` (pure; input order does not matter).
+
+    `bridges` are all of dockyard's bridges (those of ports are added): on them, an address
+    that is no port's (a container attached behind dockyard's back, or whose port was
+    deleted while it still runs) passes nothing."""
     ports = sorted(ports, key=lambda p: (p.bridge, p.ip, p.port_id))
     by_group: dict[str, list[RuleState]] = {}
     for r in rules:
@@ -171,14 +183,20 @@ def desired_ruleset(prefix: str, ports: Iterable[PortState], rules: Iterable[Rul
     chains: dict[str, list[str]] = {entry: ["-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"]}
     mark = f"{MARK_BIT:#x}/{MARK_BIT:#x}"
     clear = f"-j MARK --set-xmark 0x0/{MARK_BIT:#x}"
-    jumps_in: list[str] = []
-    jumps_out: list[str] = []
+    all_bridges = sorted(set(bridges) | {p.bridge for p in ports})
+    out_of = {b: f"{prefix}-E{b[3:]}" for b in all_bridges}  # egress dispatch, by source
+    into = {b: f"{prefix}-N{b[3:]}" for b in all_bridges}  # ingress dispatch, by destination
+    for b in all_bridges:
+        chains[out_of[b]] = []
+        chains[into[b]] = []
     for p in ports:
         if not p.port_security and p.admin_up:
+            chains[out_of[p.bridge]].append(f"-s {p.ip}/32 -j RETURN")
+            chains[into[p.bridge]].append(f"-d {p.ip}/32 -j RETURN")
             continue
-        for direction, chain, peer_flag, jumps in (
-            ("egress", f"{prefix}-O{_short(p.port_id)}", "-d", jumps_out),
-            ("ingress", f"{prefix}-I{_short(p.port_id)}", "-s", jumps_in),
+        for direction, chain, peer_flag in (
+            ("egress", f"{prefix}-O{_short(p.port_id)}", "-d"),
+            ("ingress", f"{prefix}-I{_short(p.port_id)}", "-s"),
         ):
             lines: list[str] = []
             group_rules = [r for g in sorted(set(p.groups)) for r in by_group.get(g, [])]
@@ -216,11 +234,16 @@ def desired_ruleset(prefix: str, ports: Iterable[PortState], rules: Iterable[Rul
                     lines.extend(candidates)
             lines.append("-j DROP")
             chains[chain] = lines
+            # goto: the port chain's RETURN then resumes FWD after the dispatch jump
             if direction == "egress":
-                jumps.append(f"-i {p.bridge} -s {p.ip}/32 -j {chain}")
+                chains[out_of[p.bridge]].append(f"-s {p.ip}/32 -g {chain}")
             else:
-                jumps.append(f"-o {p.bridge} -d {p.ip}/32 -j {chain}")
-    chains[entry].extend(jumps_out + jumps_in)
+                chains[into[p.bridge]].append(f"-d {p.ip}/32 -g {chain}")
+    for b in all_bridges:
+        chains[out_of[b]].append("-j DROP")  # no port has this source address
+        chains[into[b]].append("-j DROP")  # no port has this destination address
+    chains[entry].extend(f"-i {b} -j {out_of[b]}" for b in all_bridges)
+    chains[entry].extend(f"-o {b} -j {into[b]}" for b in all_bridges)
     if any(name[len(prefix) + 1] in "SD" for name in chains if name != entry):
         chains[entry].append(clear)  # allowed packets leave without dockyard's mark bit
     return Ruleset(prefix=prefix, chains=chains)
@@ -334,8 +357,9 @@ def bridge_exists(name: str) -> bool:
 # ---- the desired state from the database ----------------------------------------------------
 
 
-def load_state(session: Session) -> tuple[list[PortState], list[RuleState]]:
-    """Every port holding an address, with its bridge and groups, and every group rule."""
+def load_state(session: Session) -> tuple[list[PortState], list[RuleState], list[str]]:
+    """Every port holding an address (with its bridge and groups), every group rule, and the
+    bridges of every network that has a subnet."""
     groups: dict[str, list[str]] = {}
     for port_id, group_id in session.execute(
         select(PortSecurityGroup.port_id, PortSecurityGroup.security_group_id)
@@ -376,7 +400,13 @@ def load_state(session: Session) -> tuple[list[PortState], list[RuleState]]:
         )
         for r in session.scalars(select(SecurityGroupRule))
     ]
-    return ports, rules
+    bridges = [
+        bridge_name(nid)
+        for nid in session.scalars(
+            select(Network.id).join(Subnet, Subnet.network_id == Network.id).distinct()
+        )
+    ]
+    return ports, rules, bridges
 
 
 # ---- the loop ---------------------------------------------------------------------------------
@@ -408,8 +438,8 @@ class FirewallSync:
 
     def desired(self) -> Ruleset:
         with self.runtime.db.session() as session:
-            ports, rules = load_state(session)
-        return desired_ruleset(self.prefix_of(), ports, rules)
+            ports, rules, bridges = load_state(session)
+        return desired_ruleset(self.prefix_of(), ports, rules, bridges)
 
     def sync_once(self, force_verify: bool = False) -> bool:
         """Apply the desired ruleset if the kernel lacks it; True when something was applied."""
@@ -453,7 +483,8 @@ class FirewallSync:
         """At shutdown: with no port to protect, take dockyard's chains out of the kernel. With
         ports, the rules stay in force while dockyard is down (and are reconciled at start)."""
         ruleset = self.desired()
-        if len(ruleset.chains) == 1:
+        start = len(ruleset.prefix) + 1
+        if not any(name[start] in "IO" for name in ruleset.chains if name != ruleset.entry):
             self.applier.remove(ruleset.prefix)
 
     async def run(self) -> None:

@@ -217,7 +217,7 @@ def test_connect_a_second_network_and_disconnect(env, servers):
     db = database_of(cloud)
     try:
         with db.session() as s:
-            b = allocate_port(s, context_for(cloud), device_id="fw-c", network_id=net["id"])
+            b = allocate_port(s, context_for(cloud), device_id="fw-c-blue", network_id=net["id"])
         connect(client, c.id, b, aliases=["c"])
         connect(client, c.id, b, aliases=["c"])  # idempotent
         c.reload()
@@ -228,16 +228,19 @@ def test_connect_a_second_network_and_disconnect(env, servers):
         c.reload()
         assert b.docker_network not in c.attrs["NetworkSettings"]["Networks"]
         with db.session() as s:
-            release_ports(s, "fw-c")  # C's ports on both networks go
+            release_ports(s, "fw-c-blue")
     finally:
         db.dispose()
     assert demo.delete(f"/networking/v2.0/networks/{net['id']}").status_code == 204
 
 
-def test_released_port_loses_its_rules(env, servers):
+def test_released_port_loses_its_rules_and_its_traffic(env, servers):
+    """Deleting a port removes its rules; a container still using its old address (or one
+    attached behind dockyard's back) then passes nothing on dockyard's network."""
     from dockyard.network.ports import ports_for_device, release_ports
 
     cloud, prefix = env["cloud"], _prefix(env)
+    c, d_ip = servers["c_ct"], servers["d"].ip_address
     port_chain = f"{prefix}-I{servers['d'].port_id[:12]}"
 
     def chains() -> str:
@@ -246,7 +249,7 @@ def test_released_port_loses_its_rules(env, servers):
         ).stdout
 
     assert port_chain in chains()
-    env["containers"]["d"].remove(force=True)
+    assert tcp_ok(c, d_ip)  # same group
     db = database_of(cloud)
     try:
         with db.session() as s:
@@ -256,3 +259,5 @@ def test_released_port_loses_its_rules(env, servers):
     finally:
         db.dispose()
     assert eventually(lambda: port_chain not in chains(), OPEN_WITHIN + PROBE_SLACK)
+    assert eventually(lambda: not tcp_ok(c, d_ip), OPEN_WITHIN + PROBE_SLACK)
+    env["containers"]["d"].remove(force=True)

@@ -25,14 +25,29 @@ def test_no_ingress_rule_means_drop_and_egress_all_means_return():
     c = chains([WEB, CLIENT], EGRESS_ALL)
     assert c[f"{P}-Iaaaaaaaaaaaa"] == ["-j DROP"]
     assert c[f"{P}-Oaaaaaaaaaaaa"] == ["-j RETURN", "-j DROP"]
-    fwd = c[f"{P}-FWD"]
-    assert fwd[0] == "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
-    assert f"-i dynnet1 -s 10.0.0.5/32 -j {P}-Oaaaaaaaaaaaa" in fwd
-    assert f"-o dynnet1 -d 10.0.0.5/32 -j {P}-Iaaaaaaaaaaaa" in fwd
-    # egress jumps come before ingress jumps: a packet passes its sender's then its receiver's
-    assert max(i for i, r in enumerate(fwd) if " -s " in r) < min(
-        i for i, r in enumerate(fwd) if " -d " in r
-    )
+    assert c[f"{P}-FWD"] == [
+        "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+        f"-i dynnet1 -j {P}-Enet1",  # egress of the sender first, then ingress of the receiver
+        f"-o dynnet1 -j {P}-Nnet1",
+    ]
+    # a port's chain is reached with goto, so its RETURN resumes FWD; unknown addresses drop
+    assert c[f"{P}-Enet1"] == [
+        f"-s 10.0.0.5/32 -g {P}-Oaaaaaaaaaaaa",
+        f"-s 10.0.0.6/32 -g {P}-Obbbbbbbbbbbb",
+        "-j DROP",
+    ]
+    assert c[f"{P}-Nnet1"] == [
+        f"-d 10.0.0.5/32 -g {P}-Iaaaaaaaaaaaa",
+        f"-d 10.0.0.6/32 -g {P}-Ibbbbbbbbbbbb",
+        "-j DROP",
+    ]
+
+
+def test_bridges_without_ports_pass_nothing():
+    c = chains([], [])
+    assert c == {f"{P}-FWD": ["-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"]}
+    c = desired_ruleset(P, [], [], bridges=["dynempty000000"]).chains
+    assert c[f"{P}-Eempty000000"] == ["-j DROP"] and c[f"{P}-Nempty000000"] == ["-j DROP"]
 
 
 def test_tcp_port_rule():
@@ -125,7 +140,9 @@ def test_port_security_disabled_is_unfiltered_and_no_groups_drops_all():
     open_port = PortState("dddddddddddd", "10.0.0.8", "dynnet1", (), port_security=False)
     closed = PortState("eeeeeeeeeeee", "10.0.0.9", "dynnet1", ())
     c = chains([open_port, closed], EGRESS_ALL)
-    assert not any("10.0.0.8" in r for r in c[f"{P}-FWD"])
+    assert "-s 10.0.0.8/32 -j RETURN" in c[f"{P}-Enet1"]
+    assert "-d 10.0.0.8/32 -j RETURN" in c[f"{P}-Nnet1"]
+    assert not any(name.endswith("dddddddddddd") for name in c)
     assert c[f"{P}-Ieeeeeeeeeeee"] == ["-j DROP"] and c[f"{P}-Oeeeeeeeeeeee"] == ["-j DROP"]
 
 

@@ -21,6 +21,7 @@ from dockyard.identity.keys import rotate_keys
 from dockyard.identity.service import prune_revocations
 from dockyard.logs import configure_logging
 from dockyard.network.networks import bootstrap as network_bootstrap
+from dockyard.orchestration.dockerhost import add_cli as add_image_cli
 
 log = logging.getLogger("dockyard")
 
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     up.set_defaults(func=cmd_up)
     rot = sub.add_parser("rotate-keys", help="rotate the token signing keys")
     rot.set_defaults(func=cmd_rotate_keys)
+    add_image_cli(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

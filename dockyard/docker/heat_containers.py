@@ -104,6 +104,19 @@ def ensure_volume(client: docker.APIClient, name: str, labels: dict[str, str]) -
         client.create_volume(name=name, labels=labels)
 
 
+def deliver_image(url: str, image: Any) -> str:
+    """Put an image of the image service on the engine at url (image's delivery interface:
+    streamed `docker load`, once per engine); returns the local reference to run."""
+    from dockyard.docker.images import DeliveryError, ensure_image
+
+    client = docker.DockerClient.__new__(docker.DockerClient)
+    client.api = _CLIENTS.get(url, 600)
+    try:
+        return ensure_image(client, image)
+    except (DeliveryError, APIError, DockerException) as exc:
+        raise DockerFailure(f"image {image.id} could not be delivered: {_explain(exc)}") from exc
+
+
 def attach_to_port(url: str, body: dict, binding: Any, aliases: list[str]) -> None:
     """Put the container of `body` on the port's Docker network at exactly its IP and MAC
     (networking's interface), making the network on that engine first if needed."""

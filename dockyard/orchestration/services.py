@@ -57,6 +57,14 @@ class Services:
                 return found[0]
             return allocate_port(session, request_context(ctx), device_id=device_id)
 
+    def boot_image(self, ctx: Context, image_id: str):
+        """The image service's image `image_id` if the caller's project may run it (else the
+        image service's NotFound/BadRequest)."""
+        from dockyard.image.boot import boot_image
+
+        with self.runtime.db.session() as session:
+            return boot_image(session, request_context(ctx), image_id)
+
     def check_network(self, ctx: Context) -> None:
         """400 now (not at create time) when the project has no network for its containers."""
         from dockyard.network.ports import auto_network_id

@@ -294,3 +294,53 @@ def test_kill_during_create_then_restart_finishes(tmp_path, docker):
         assert stack_containers(docker, sid) == []
     finally:
         cloud.stop()
+
+
+def test_image_from_the_image_service_is_delivered(heat, docker, tmp_path):
+    archive = tmp_path / "busybox.tar"
+    subprocess.run(["docker", "save", "-o", str(archive), IMAGE], check=True)
+    image = djson(heat, "image", "create", "--container-format", "docker", "--disk-format",
+                  "raw", "--file", str(archive), "heat-busybox")  # fmt: skip
+    tpl = write(tmp_path, "glance.yml", {"heat_template_version": "2015-10-15", "resources": {
+        "c": {"type": "DockerInc::Docker::Container",
+              "properties": {"image": image["id"], "cmd": ["sleep", "600"]}}}})  # fmt: skip
+    r = dcli(heat, "stack", "create", "-t", tpl, "fromglance", "--wait")
+    assert r.returncode == 0, r.stderr + heat.tail()
+    sid = djson(heat, "stack", "show", "fromglance")["id"]
+    [c] = stack_containers(docker, sid)
+    assert c["Image"] == f"dockyard/image-{image['id']}:latest" and c["State"] == "running"
+    assert dcli(heat, "stack", "delete", "fromglance", "--yes", "--wait").returncode == 0
+    dcli(heat, "image", "delete", image["id"])
+
+
+def test_dockyard_image_build_docker_host_uploads_with_progress(heat, docker, tmp_path):
+    # the debootstrap step (about 90 s) is replaced by a busybox root filesystem here; the
+    # import, the init script, the streamed upload with progress and the image are the same
+    import io
+    import tarfile
+
+    from tests.support.docker import busybox_rootfs_tar
+
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(busybox_rootfs_tar())) as tar:
+        tar.extractall(rootfs)
+    tag = f"dockyard-test/docker-host-{uuid.uuid4().hex[:6]}:latest"
+    r = subprocess.run(
+        [str(BIN / "dockyard"), "image", "build", "docker-host", "--name", "dh-test",
+         "--tag", tag, "--rootfs", str(rootfs)],
+        env=heat.server_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    try:
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "[3/3]" in r.stdout and "100%" in r.stdout
+        cfg = docker.api.inspect_image(tag)["Config"]
+        assert (
+            cfg["Cmd"] == ["/usr/local/bin/docker-host-init"] and "2375/tcp" in cfg["ExposedPorts"]
+        )
+        images = {i["Name"]: i for i in heat.cli_json("image", "list", "--long")}
+        assert images["dh-test"]["Status"] == "active"
+        assert images["dh-test"]["Visibility"] == "public"
+    finally:
+        heat.cli("image", "delete", "dh-test")
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from dockyard.api.errors import Forbidden
+from dockyard.api.errors import ApiError, Forbidden
 from dockyard.docker import heat_containers as dc
 from dockyard.orchestration.errors import ResourceFailure, TemplateError
 from dockyard.orchestration.resources.base import Prop, Resource
@@ -22,6 +22,7 @@ CAPABILITIES = [
 ]  # fmt: skip
 _DEV = [{"length": {"max": 255}}, {"allowed_pattern": r"^/dev/[/_\-a-zA-Z0-9]+$"}]
 _VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
+_IMAGE_ID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$")
 _ENDPOINT = re.compile(r"^(tcp|http|https)://([^/:]+|\[[0-9a-fA-F:]+\]):(\d+)/?$")
 
 
@@ -219,7 +220,16 @@ class DockerContainer(Resource):
             image = self.properties.get("image")
             if not image:
                 raise ResourceFailure("Property image not assigned", "StackValidationFailed")
-            dc.ensure_image(client, image)
+            if _IMAGE_ID.match(image) and self.ctx.services is not None:
+                # an image of the image service: streamed to this Docker host, then run
+                try:
+                    boot = self.ctx.services.boot_image(self.ctx, image)
+                except ApiError as exc:
+                    raise ResourceFailure(exc.message, "ResourceInError") from exc
+                image = dc.deliver_image(self._url(), boot)
+                self.data["image_ref"] = image
+            else:
+                dc.ensure_image(client, image)
             binds: list[str] = []
             volumes: dict[str, dict] = {}
             vlabels = {
@@ -236,7 +246,9 @@ class DockerContainer(Resource):
                     dc.ensure_volume(client, source, vlabels)
                 binds.append(f"{source}:{target}:{mode}")
                 volumes[target] = {}
-            body = dc.container_body(self.properties, self._labels(), binds, volumes)
+            body = dc.container_body(
+                {**self.properties, "image": image}, self._labels(), binds, volumes
+            )
             if self._on_project_network():
                 binding = self.ctx.services.port_for(self.ctx, self._device_id())
                 self.data["port_id"] = binding.port_id

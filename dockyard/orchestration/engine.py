@@ -214,10 +214,16 @@ class Engine:
             s.expunge(stack)
         if stack.generation != op.payload.get("generation"):
             return  # superseded by a newer action
+        if stack.status != "IN_PROGRESS":
+            return  # this action already ended (a crash came after its last write)
         action = op.payload["action"]
         run = Run(self, stack, op.payload["generation"])
+        if stack.action == "ROLLBACK":  # resumed in the middle of the rollback
+            action = "ROLLBACK_UPDATE" if action == "UPDATE" else "ROLLBACK_CREATE"
         try:
             {
+                "ROLLBACK_CREATE": run.resume_rollback_create,
+                "ROLLBACK_UPDATE": lambda: run.update(rollback=True),
                 "CREATE": run.create,
                 "DELETE": run.delete,
                 "UPDATE": run.update,
@@ -539,6 +545,13 @@ class Run:
             return
         if not self.stack.disable_rollback:
             self.rollback_create()
+
+    def resume_rollback_create(self) -> None:
+        failures = self._delete_all()
+        if failures:
+            self.finish("ROLLBACK", "FAILED", f"Resource DELETE failed: {failures[0][1]}")
+        else:
+            self.finish("ROLLBACK", "COMPLETE", "Stack ROLLBACK completed successfully")
 
     def rollback_create(self) -> None:
         with self.db.session() as s:

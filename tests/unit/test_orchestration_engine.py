@@ -235,3 +235,23 @@ def test_events_are_capped_per_stack(engine):
         eng.purge_events(s, sid, keep=10)
     ev = events(engine, sid)
     assert len(ev) == 10
+
+
+def test_a_rerun_after_the_end_or_mid_rollback_does_the_right_thing(engine):
+    sid = make_stack(engine, tpl({
+        "ok": {"type": T},
+        "bad": {"type": T, "depends_on": "ok", "properties": {"fail": True}},
+    }))  # fmt: skip
+    st = run(engine, sid, "CREATE")
+    assert (st.action, st.status) == ("CREATE", "FAILED")
+    n = len(events(engine, sid))
+    # the worker died after its last write: the re-claimed operation must not retry anything
+    run(engine, sid, "CREATE")
+    assert len(events(engine, sid)) == n
+    # died in the middle of a rollback: the re-run finishes the rollback, creates nothing
+    with engine.db.session() as s:
+        stack = s.get(Stack, sid)
+        eng.set_stack_state(s, stack, "ROLLBACK", "IN_PROGRESS", "Stack ROLLBACK started")
+    st = run(engine, sid, "CREATE")
+    assert (st.action, st.status) == ("ROLLBACK", "COMPLETE")
+    assert {f"{r.action}_{r.status}" for r in rows(engine, sid).values()} == {"DELETE_COMPLETE"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import subprocess
 import time
@@ -12,20 +13,25 @@ from pathlib import Path
 from tests.support.cloud import Cloud, free_port
 from tests.support.docker import TEST_LABEL
 
+_HANDED_OUT: set[str] = set()
+
 
 def unique_cidr() -> str:
-    """A /24 no other test (nor the default 10.0.0.0/24) is likely to use at the same time."""
+    """A /24 that overlaps no Docker network on this host and none handed out before by this
+    process (nor the default 10.0.0.0/24), so concurrent test runs do not collide."""
+    ids = subprocess.run(["docker", "network", "ls", "-q"], capture_output=True, text=True)
     used = subprocess.run(
         ["docker", "network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"]
-        + subprocess.run(
-            ["docker", "network", "ls", "-q"], capture_output=True, text=True
-        ).stdout.split(),
+        + ids.stdout.split(),
         capture_output=True,
         text=True,
     ).stdout.split()
+    taken = [ipaddress.ip_network(u) for u in used if "." in u]
     while True:
         cidr = f"10.{random.randint(200, 249)}.{random.randint(0, 255)}.0/24"
-        if cidr not in used:
+        net = ipaddress.ip_network(cidr)
+        if cidr not in _HANDED_OUT and not any(net.overlaps(t) for t in taken):
+            _HANDED_OUT.add(cidr)
             return cidr
 
 

@@ -139,6 +139,25 @@ class DockerContainer(Resource):
                         f"{where}.volumes: host path {key} needs the admin role; "
                         "use a volume name to get a volume of your project"
                     )
+        name = p.get("name")
+        if name and not self.ctx.is_admin and str(name).startswith("dockyard"):
+            raise Forbidden(
+                f"{where}.name: names starting with 'dockyard' are reserved for the cloud itself"
+            )
+        for cport, hport in (p.get("port_bindings") or {}).items():
+            for h in hport if isinstance(hport, list) else [hport]:
+                h = h.get("HostPort") if isinstance(h, dict) else h
+                try:
+                    low = h not in (None, "") and int(h) < 1024
+                except (TypeError, ValueError):
+                    raise TemplateError(
+                        f"Property error: {where}.port_bindings.{cport}: bad host port {h!r}"
+                    ) from None
+                if low and not self.ctx.is_admin:
+                    raise Forbidden(
+                        f"{where}.port_bindings.{cport}: host port {h} (below 1024) needs "
+                        "the admin role"
+                    )
         for key, value in (p.get("volumes") or {}).items():
             key = str(key)
             if not key.startswith("/") and not _VOLUME_NAME.match(key):

@@ -647,20 +647,10 @@ def build(runtime: Runtime) -> ServiceApp:
         req = parse(GroupCreate, member(body, "security_group"), "security_group")
         project = _owner(ctx, req)
         enforce(ctx, "network:create_security_group", {"project_id": project})
-        if req.name == sg.DEFAULT_NAME:
-            raise Conflict(
-                "Default security group already exists.", kind="SecurityGroupDefaultAlreadyExists"
-            )
         if not req.stateful:
             raise BadRequest("Stateless security groups are not supported.", kind="InvalidInput")
         with db.session() as s:
-            sg.ensure_default_group(s, project)
-            quotalib.check(s, project, "security_group")
-            group = SecurityGroup(project_id=project, name=req.name, description=req.description)
-            s.add(group)
-            s.flush()
-            sg.new_group_rules(s, group)
-            s.flush()
+            group = sg.create_group(s, project, req.name, req.description)
             return {"security_group": group_out(s, group)}
 
     @app.get("/v2.0/security-groups/{group_id}")
@@ -705,23 +695,7 @@ def build(runtime: Runtime) -> ServiceApp:
         with db.session() as s:
             group = sg.visible_group(s, ctx, group_id)
             enforce(ctx, "network:delete_security_group", {"project_id": group.project_id})
-            if sg.is_default(group):
-                raise Conflict(
-                    "Insufficient rights for removing default security group.",
-                    kind="SecurityGroupCannotRemoveDefault",
-                )
-            users = s.scalars(
-                select(PortSecurityGroup.port_id).where(
-                    PortSecurityGroup.security_group_id == group.id
-                )
-            ).all()
-            if users:
-                raise Conflict(
-                    f"Security Group {group.id} in use: ports {', '.join(sorted(users))} "
-                    "still have it.",
-                    kind="SecurityGroupInUse",
-                )
-            s.delete(group)
+            sg.delete_group(s, group)
         service.changed()
         return Response(status_code=204)
 
@@ -760,30 +734,7 @@ def build(runtime: Runtime) -> ServiceApp:
                 req.remote_ip_prefix,
                 req.remote_group_id,
             )
-            for existing in s.scalars(
-                select(SecurityGroupRule).where(SecurityGroupRule.security_group_id == group.id)
-            ):
-                if sg.same_rule(existing, spec):
-                    raise Conflict(
-                        f"Security group rule already exists. Rule id is {existing.id}.",
-                        kind="SecurityGroupRuleExists",
-                    )
-            quotalib.check(s, group.project_id, "security_group_rule")
-            rule = SecurityGroupRule(
-                security_group_id=group.id,
-                project_id=group.project_id,
-                direction=spec.direction,
-                ethertype=spec.ethertype,
-                protocol=spec.protocol,
-                port_range_min=spec.port_range_min,
-                port_range_max=spec.port_range_max,
-                remote_ip_prefix=spec.remote_ip_prefix,
-                remote_group_id=spec.remote_group_id,
-                description=req.description,
-            )
-            s.add(rule)
-            group.revision_number += 1
-            s.flush()
+            rule = sg.add_rule(s, group, spec, req.description)
             out = rule_view(rule)
         service.changed()
         return {"security_group_rule": out}

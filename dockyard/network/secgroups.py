@@ -11,9 +11,11 @@ from sqlalchemy.orm import Session
 from dockyard.api.context import RequestContext
 from dockyard.api.errors import BadRequest, Conflict, NotFound
 from dockyard.db.base import utcnow
+from dockyard.network import quotas
 from dockyard.network.common import insert_ignore, stable_id
 from dockyard.network.models import (
     DefaultSecurityGroup,
+    PortSecurityGroup,
     SecurityGroup,
     SecurityGroupRule,
 )
@@ -87,6 +89,72 @@ def new_group_rules(session: Session, group: SecurityGroup) -> None:
                 ethertype=ethertype,
             )
         )
+
+
+def create_group(session: Session, project_id: str, name: str, description: str) -> SecurityGroup:
+    """A new group of the project (which gets its `default` first, like Neutron)."""
+    if name == DEFAULT_NAME:
+        raise Conflict(
+            "Default security group already exists.", kind="SecurityGroupDefaultAlreadyExists"
+        )
+    ensure_default_group(session, project_id)
+    quotas.check(session, project_id, "security_group")
+    group = SecurityGroup(project_id=project_id, name=name, description=description)
+    session.add(group)
+    session.flush()
+    new_group_rules(session, group)
+    session.flush()
+    return group
+
+
+def delete_group(session: Session, group: SecurityGroup) -> None:
+    """Delete a group no port uses; the default group stays."""
+    if is_default(group):
+        raise Conflict(
+            "Insufficient rights for removing default security group.",
+            kind="SecurityGroupCannotRemoveDefault",
+        )
+    users = session.scalars(
+        select(PortSecurityGroup.port_id).where(PortSecurityGroup.security_group_id == group.id)
+    ).all()
+    if users:
+        raise Conflict(
+            f"Security Group {group.id} in use: ports {', '.join(sorted(users))} still have it.",
+            kind="SecurityGroupInUse",
+        )
+    session.delete(group)
+    session.flush()
+
+
+def add_rule(
+    session: Session, group: SecurityGroup, spec: RuleSpec, description: str = ""
+) -> SecurityGroupRule:
+    """Store a validated rule; 409 when the group already has the same one."""
+    for existing in session.scalars(
+        select(SecurityGroupRule).where(SecurityGroupRule.security_group_id == group.id)
+    ):
+        if same_rule(existing, spec):
+            raise Conflict(
+                f"Security group rule already exists. Rule id is {existing.id}.",
+                kind="SecurityGroupRuleExists",
+            )
+    quotas.check(session, group.project_id, "security_group_rule")
+    rule = SecurityGroupRule(
+        security_group_id=group.id,
+        project_id=group.project_id,
+        direction=spec.direction,
+        ethertype=spec.ethertype,
+        protocol=spec.protocol,
+        port_range_min=spec.port_range_min,
+        port_range_max=spec.port_range_max,
+        remote_ip_prefix=spec.remote_ip_prefix,
+        remote_group_id=spec.remote_group_id,
+        description=description,
+    )
+    session.add(rule)
+    group.revision_number += 1
+    session.flush()
+    return rule
 
 
 def visible_group(session: Session, ctx: RequestContext, group_id: str) -> SecurityGroup:

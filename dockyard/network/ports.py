@@ -46,6 +46,8 @@ class PortBinding:
     security_group_ids: tuple[str, ...]
     # what the Docker network must look like (ensure_network(client, binding) uses it)
     network_spec: DockerNetworkSpec | None = None
+    # the subnet's dns_nameservers: compute may pass them as `dns=` to containers.create
+    dns_nameservers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,7 @@ def binding_of(session: Session, port: Port) -> PortBinding:
         mac_address=port.mac_address,
         security_group_ids=tuple(port_groups(session, port.id)),
         network_spec=spec_for(network, subnet),
+        dns_nameservers=tuple(subnet.dns_nameservers or ()),
     )
 
 

@@ -37,10 +37,8 @@ def demo(cloud):
     return cloud.client(cloud.token("demo"))
 
 
-@pytest.fixture(scope="module")
-def other(cloud, admin):
-    """A member of a second project (B)."""
-    name = f"projb-{uuid.uuid4().hex[:6]}"
+def _member_of_new_project(cloud, admin):
+    name = f"proj-{uuid.uuid4().hex[:6]}"
     r = admin.post("/identity/v3/projects", json={"project": {"name": name}})
     assert r.status_code == 201, r.text
     pid = r.json()["project"]["id"]
@@ -56,6 +54,12 @@ def other(cloud, admin):
     r = admin.put(f"/identity/v3/projects/{pid}/users/{uid}/roles/{rid}")
     assert r.status_code in (200, 204), r.text
     return cloud.client(cloud.token(f"user-{name}", "pw-b-secret", project=name))
+
+
+@pytest.fixture(scope="module")
+def other(cloud, admin):
+    """A member of a second project (B)."""
+    return _member_of_new_project(cloud, admin)
 
 
 def _network(client, name: str, cidr: str | None = None, **extra) -> tuple[dict, dict | None]:
@@ -302,6 +306,22 @@ def test_projects_are_isolated_unless_shared(cloud, demo, admin, other):
     assert other.get(f"{N}/security-groups/{demo_default['id']}").status_code == 404
     for client, net in ((admin, shared), (demo, mine)):
         assert client.delete(f"{N}/networks/{net['id']}").status_code == 204
+
+
+def test_default_group_is_made_once_under_concurrent_first_requests(cloud, admin):
+    fresh = _member_of_new_project(cloud, admin)
+
+    def first(_: int) -> list[str]:
+        r = fresh.get(f"{N}/security-groups", params={"name": "default"})
+        assert r.status_code == 200, r.text
+        return [g["id"] for g in r.json()["security_groups"]]
+
+    with ThreadPoolExecutor(8) as pool:
+        seen = list(pool.map(first, range(8)))
+    assert all(len(ids) == 1 for ids in seen)
+    assert len({ids[0] for ids in seen}) == 1
+    (group,) = fresh.get(f"{N}/security-groups").json()["security_groups"]
+    assert len(group["security_group_rules"]) == 4
 
 
 def test_security_group_rules_validation(cloud, demo):

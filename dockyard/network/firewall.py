@@ -323,8 +323,9 @@ class IptablesApplier:
 
     def collect_garbage(self, own_prefix: str, bridge_exists: Callable[[str], bool]) -> list[str]:
         """Remove other dockyard deployments' chains that can no longer match anything: every
-        bridge their ports were on is gone (their networks were deleted or they were torn
-        down without a clean shutdown). Chains of idle or live deployments are left alone.
+        bridge they name is gone, or they name none (their networks were deleted, or they were
+        torn down without a clean shutdown). A live deployment with no bridge has nothing to
+        protect, and its own loop puts its chains back within seconds anyway.
         Returns the prefixes removed."""
         saved = self._save()
         lines = saved.splitlines()
@@ -340,7 +341,7 @@ class IptablesApplier:
                 if ln.startswith(f"-A {prefix}-FWD ")
                 for b in _BRIDGE_RE.findall(ln)
             }
-            if bridges and not any(bridge_exists(b) for b in bridges):
+            if not any(bridge_exists(b) for b in bridges):
                 self.remove(prefix)
                 removed.append(prefix)
         return removed

@@ -181,6 +181,8 @@ POLICY: dict[str, Rule] = {
     "orchestration:show_resource_type": reader,
     "orchestration:list_template_versions": reader,
     "orchestration:list_template_functions": reader,
+    "orchestration:software_configs": member,
+    "orchestration:software_deployments": member,
 }
 
 

@@ -19,7 +19,7 @@ from dockyard.api.policy import enforce
 from dockyard.api.service import ServiceApp
 from dockyard.db.base import utcnow
 from dockyard.identity.catalog import ServiceEntry
-from dockyard.orchestration import diff, versions
+from dockyard.orchestration import diff, software, versions
 from dockyard.orchestration import engine as eng
 from dockyard.orchestration.errors import (
     TemplateError,
@@ -1195,6 +1195,8 @@ def build(runtime: Runtime) -> ServiceApp:
             if e is None:
                 raise NotFound(f"The Event ({eid}) could not be found.", kind="EntityNotFound")
             return {"event": event_view(tenant, s, e, True)}
+
+    software.install(app, db, T, tenant_ok, _json)
 
     # last: catch-all for name lookups of deeper paths
     @app.api_route(

@@ -82,3 +82,33 @@ class Event(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     properties: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SoftwareConfig(Base):
+    """Heat's software configs: stored scripts/configs servers fetch (no agent runs them here)."""
+
+    __tablename__ = "orchestration_software_configs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    group: Mapped[str] = mapped_column(String(255), default="Heat::Ungrouped")
+    config: Mapped[str] = mapped_column(Text, default="")
+    inputs: Mapped[list] = mapped_column(JSON, default=list)
+    outputs: Mapped[list] = mapped_column(JSON, default=list)
+    options: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SoftwareDeployment(Base):
+    __tablename__ = "orchestration_software_deployments"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    config_id: Mapped[str] = mapped_column(String(36))
+    server_id: Mapped[str] = mapped_column(String(255), index=True)
+    action: Mapped[str] = mapped_column(String(255), default="INIT")
+    status: Mapped[str] = mapped_column(String(255), default="COMPLETE")
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    input_values: Mapped[dict] = mapped_column(JSON, default=dict)
+    output_values: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -289,3 +289,31 @@ def test_neutron_resources_through_networking(cloud, admin):
     wait_status(admin, url, "DELETE_COMPLETE")
     nets = admin.get(f"{cloud.url}/networking/v2.0/networks?id={outs['net']}").json()["networks"]
     assert nets == []
+
+
+def test_software_configs_and_deployments(admin):
+    r = admin.post("/software_configs", json={"name": "cfg", "group": "script",
+                                              "config": "#!/bin/sh\necho hi"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    cfg = r.json()["software_config"]
+    assert admin.get(f"/software_configs/{cfg['id']}").json()["software_config"]["group"] == (
+        "script"
+    )
+    r = admin.post(
+        "/software_deployments",
+        json={"action": "ACTION0", "config_id": cfg["id"], "server_id": "srv"},
+    )
+    assert r.status_code == 200
+    dep = r.json()["software_deployment"]
+    meta = admin.get("/software_deployments/metadata/srv").json()["metadata"]
+    assert meta[0]["group"] == "script" and meta[0]["config"].startswith("#!/bin/sh")
+    r = admin.put(
+        f"/software_deployments/{dep['id']}",
+        json={"action": "ACTION1", "status": "COMPLETE", "status_reason": "done"},
+    )
+    assert r.json()["software_deployment"]["action"] == "ACTION1"
+    ids = [d["id"] for d in admin.get("/software_deployments").json()["software_deployments"]]
+    assert dep["id"] in ids
+    assert admin.delete(f"/software_deployments/{dep['id']}").status_code == 204
+    assert admin.delete(f"/software_configs/{cfg['id']}").status_code == 204
+    assert admin.get(f"/software_configs/{cfg['id']}").status_code == 404

@@ -148,31 +148,24 @@ class ManagedNetwork:
     docker_id: str
     name: str
     network_id: str
-    containers: int  # attached containers, running or stopped
 
 
 def managed_networks(client: docker.DockerClient, instance_id: str) -> list[ManagedNetwork]:
     """The Docker networks this dockyard deployment made (by its instance label)."""
-    out = []
-    for net in client.networks.list(filters={"label": f"{INSTANCE_LABEL}={instance_id}"}):
-        try:
-            net.reload()
-        except NotFound:
-            continue
-        running = len(net.attrs.get("Containers") or {})
-        # stopped containers keep their endpoint settings but are not listed by inspect
-        attached = running or len(
-            client.containers.list(all=True, filters={"network": net.name}, ignore_removed=True)
+    return [
+        ManagedNetwork(
+            docker_id=net.id,
+            name=net.name,
+            network_id=(net.attrs.get("Labels") or {}).get(NETWORK_LABEL, ""),
         )
-        out.append(
-            ManagedNetwork(
-                docker_id=net.id,
-                name=net.name,
-                network_id=(net.attrs.get("Labels") or {}).get(NETWORK_LABEL, ""),
-                containers=attached,
-            )
-        )
-    return out
+        for net in client.networks.list(filters={"label": f"{INSTANCE_LABEL}={instance_id}"})
+    ]
+
+
+def attached_containers(client: docker.DockerClient, name: str) -> int:
+    """Containers on the network, running or stopped (inspect lists only running ones, but a
+    stopped container keeps its endpoint settings and needs the network to start again)."""
+    return len(client.containers.list(all=True, filters={"network": name}, ignore_removed=True))
 
 
 def endpoint_config(binding: _Bound, aliases: list[str] | None = None) -> dict:

@@ -138,7 +138,7 @@ class DockerBackend:
                     log.error("Docker network for %s cannot be made: %s", network_id, exc)
                 self.complaints[network_id] = str(exc)
         for network_id, m in managed.items():
-            if network_id not in desired and m.containers == 0:
+            if network_id not in desired and dn.attached_containers(client, m.name) == 0:
                 log.info("removing orphaned Docker network %s", m.name)
                 with contextlib.suppress(dn.NetworkBusy):
                     dn.remove_network(client, network_id)
@@ -163,7 +163,7 @@ class DockerBackend:
             instance = instance_id(session)
         client = self.client()
         for m in dn.managed_networks(client, instance):
-            if m.containers == 0:
+            if dn.attached_containers(client, m.name) == 0:
                 with contextlib.suppress(dn.NetworkBusy):
                     dn.remove_network(client, m.network_id)
 

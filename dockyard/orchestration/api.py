@@ -426,7 +426,10 @@ def build(runtime: Runtime) -> ServiceApp:
             "Environment": {
                 "parameters": user,
                 "parameter_defaults": env.get("parameter_defaults") or {},
-                "resource_registry": {"resources": {}},
+                "resource_registry": {
+                    **(env.get("resource_registry") or {}),
+                    "resources": (env.get("resource_registry") or {}).get("resources") or {},
+                },
                 "event_sinks": [],
             },
         }
@@ -491,6 +494,12 @@ def build(runtime: Runtime) -> ServiceApp:
                             "physical_resource_id": "",
                             "required_by": defn.required_by().get(n, []),
                             "stack_name": name,
+                            "resource_identity": {
+                                "stack_name": name,
+                                "stack_id": "None",
+                                "tenant": project,
+                                "path": f"/resources/{n}",
+                            },
                             "properties": defn.properties(n, _Names(), check=False),
                             "metadata": {},
                         }

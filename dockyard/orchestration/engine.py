@@ -459,6 +459,8 @@ class Run:
             if not row.physical_id:
                 external = defn.active[name].external_id
                 pid = external or plugin.create()
+                if external:
+                    plugin.data["external_id"] = external  # adopted: never deleted by us
                 plugin.physical_id = pid
                 self.save(name, physical_id=pid, data=plugin.data)
             self.poll(plugin, plugin.check_create)
@@ -490,7 +492,12 @@ class Run:
         if not (row.action == "DELETE" and row.status == "IN_PROGRESS"):
             row = self.transition(name, "DELETE", "IN_PROGRESS")
         try:
-            if row.deletion_policy != "Retain" and row.type in self.engine.registry:
+            external = (row.data or {}).get("external_id")
+            if (
+                row.deletion_policy != "Retain"
+                and row.type in self.engine.registry
+                and not external
+            ):
                 self._delete_physical(row)
             if row.replaced:
                 self._delete_replaced(row)
@@ -681,6 +688,13 @@ class Run:
             reason = self._fail_reason(name, exc)
             self._mark_failed(name, "UPDATE", reason)
             raise Failed(reason) from exc
+        if defn.active[name].external_id != (row.data or {}).get("external_id"):
+            reason = (
+                f"NotSupported: resources.{name}: Update to property external_id of {name} "
+                f"({row.type}) is not supported"
+            )
+            self._mark_failed(name, "UPDATE", reason)
+            raise Failed(reason)
         old = self.plugin_for(row)
         current = diff.Current(row.type, row.properties or {}, row.action, row.status)
         kind, changed = diff.classify(current, new_type, props, old.needs_replace)

@@ -68,7 +68,7 @@ class Parameter:
             "Label": self.label or self.name,
         }
         if self.has_default:
-            view["Default"] = HIDDEN if self.hidden else self.default
+            view["Default"] = self.default  # Heat's validate shows defaults, hidden or not
         if has_user:
             view["Value"] = HIDDEN if self.hidden else user_value
         if self.tags:

@@ -126,7 +126,8 @@ class Definition:
         raw = self.resolver(lookup).resolve_at(r.properties, where) or {}
         if not check:
             return raw
-        return validate_properties(self.registry[r.type].properties_schema, raw, where)
+        cls = self.registry[r.type]
+        return validate_properties(cls.properties_schema, raw, where, cls.any_properties)
 
     def metadata(self, name: str, lookup: Lookup) -> dict:
         return self.resolver(lookup).resolve_at(self.active[name].metadata, "metadata") or {}

@@ -317,3 +317,28 @@ def test_software_configs_and_deployments(admin):
     assert admin.delete(f"/software_deployments/{dep['id']}").status_code == 204
     assert admin.delete(f"/software_configs/{cfg['id']}").status_code == 204
     assert admin.get(f"/software_configs/{cfg['id']}").status_code == 404
+
+
+def test_external_id_none_override_and_preview(admin):
+    ext = {"heat_template_version": "2016-10-14", "resources": {
+        "t": {"type": "OS::Heat::TestResource", "external_id": "foobar"}}}  # fmt: skip
+    url = create(admin, "api-ext", ext)
+    wait_status(admin, url, "CREATE_COMPLETE")
+    assert admin.get(url + "/resources/t").json()["resource"]["physical_resource_id"] == "foobar"
+    changed = {"heat_template_version": "2016-10-14", "resources": {
+        "t": {"type": "OS::Heat::TestResource", "external_id": "other"}}}  # fmt: skip
+    assert admin.put(url, json={"template": changed}).status_code == 202
+    stack = wait_status(admin, url, "UPDATE_FAILED")
+    assert "external_id" in stack["stack_status_reason"]
+    # an environment mapping a type to OS::Heat::None: any properties are fine
+    tpl = {"heat_template_version": "2014-10-16", "resources": {
+        "r": {"type": "OS::Heat::RandomString", "properties": {"length": 4}}}}  # fmt: skip
+    env = {"resource_registry": {"OS::Heat::RandomString": "OS::Heat::None"}}
+    r = admin.post("/validate", json={"template": tpl, "environment": env})
+    assert r.status_code == 200, r.text
+    assert r.json()["Environment"]["resource_registry"] == {
+        "OS::Heat::RandomString": "OS::Heat::None", "resources": {}}  # fmt: skip
+    r = admin.post("/stacks/preview", json={"stack_name": "api-preview", "template": tpl})
+    res = r.json()["stack"]["resources"][0]
+    assert res["resource_identity"]["path"] == "/resources/r"
+    assert all(s["stack_name"] != "api-preview" for s in admin.get("/stacks").json()["stacks"])

@@ -210,7 +210,7 @@ def test_parameters_types_constraints_and_hidden():
             }
         )
     view = d.template.parameters["h"].api_view()
-    assert view["NoEcho"] == "true" and view["Default"] == "******" and view["Type"] == "String"
+    assert view["NoEcho"] == "true" and view["Default"] == "pw" and view["Type"] == "String"
 
 
 def test_parameter_groups_are_checked():

@@ -112,14 +112,20 @@ def _check(p: Prop, value: Any, where: str) -> Any:
     return value
 
 
-def validate_properties(schema: dict[str, Prop], values: dict, where: str) -> dict:
-    """Values checked against the schema, defaults filled in; None counts as not given."""
+def validate_properties(
+    schema: dict[str, Prop], values: dict, where: str, any_extra: bool = False
+) -> dict:
+    """Values checked against the schema, defaults filled in; None counts as not given.
+
+    any_extra: keep properties the schema does not name (OS::Heat::None takes anything)."""
     if not isinstance(values, dict):
         raise TemplateError(f"Property error: {where}: properties must be a map")
-    for key in values:
-        if key not in schema:
-            raise TemplateError(f"Property error: {where}: Unknown Property {key}")
     out: dict[str, Any] = {}
+    for key in values:
+        if any_extra and key not in schema:
+            out[key] = values[key]
+        elif key not in schema:
+            raise TemplateError(f"Property error: {where}: Unknown Property {key}")
     for key, p in schema.items():
         value = values.get(key)
         if value is None:
@@ -164,6 +170,8 @@ class Resource:
     poll_interval: ClassVar[float] = 0.5
     # a resource with its own handle_check; others report "CHECK not supported"
     supports_check: ClassVar[bool] = False
+    # properties the schema does not declare are kept instead of refused
+    any_properties: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -147,6 +147,7 @@ class NoneResource(Resource):
     description = "Enables easily disabling certain resources via the resource_registry."
     support_status = {**_SUPPORTED_5, "version": "5.0.0"}
     properties_schema = {}
+    any_properties = True
 
     def create(self) -> str:
         return str(uuid.uuid4())

@@ -271,8 +271,13 @@ def test_neutron_resources_through_networking(cloud, admin):
             "net": {"type": "OS::Neutron::Net", "properties": {"name": "heat-net"}},
             "sub": {"type": "OS::Neutron::Subnet",
                     "properties": {"network": {"get_resource": "net"}, "cidr": cidr}},
+            "sg": {"type": "OS::Neutron::SecurityGroup", "properties": {
+                "name": "heat-sg", "rules": [
+                    {"protocol": "tcp", "port_range_min": 80, "port_range_max": 80},
+                    {"remote_mode": "remote_group_id"}]}},
             "port": {"type": "OS::Neutron::Port", "depends_on": "sub",
-                     "properties": {"network": {"get_resource": "net"}}},
+                     "properties": {"network": {"get_resource": "net"},
+                                    "security_groups": [{"get_resource": "sg"}]}},
         },
         "outputs": {"ip": {"value": {"get_attr": ["port", "fixed_ips", 0, "ip_address"]}},
                     "net": {"value": {"get_resource": "net"}}},
@@ -285,10 +290,23 @@ def test_neutron_resources_through_networking(cloud, admin):
     assert nets[0]["name"] == "heat-net" and len(nets[0]["subnets"]) == 1
     ports = admin.get(f"{cloud.url}/networking/v2.0/ports?network_id={outs['net']}").json()
     assert [p["fixed_ips"][0]["ip_address"] for p in ports["ports"]] == [outs["ip"]]
+    [sg] = admin.get(f"{cloud.url}/networking/v2.0/security-groups?name=heat-sg").json()[
+        "security_groups"
+    ]
+    assert ports["ports"][0]["security_groups"] == [sg["id"]]
+    ingress = [r for r in sg["security_group_rules"] if r["direction"] == "ingress"]
+    assert {(r["protocol"], r["port_range_min"], r["remote_group_id"]) for r in ingress} == {
+        ("tcp", 80, None), (None, None, sg["id"])}  # fmt: skip
     assert admin.delete(url).status_code == 204
     wait_status(admin, url, "DELETE_COMPLETE")
     nets = admin.get(f"{cloud.url}/networking/v2.0/networks?id={outs['net']}").json()["networks"]
     assert nets == []
+    assert (
+        admin.get(f"{cloud.url}/networking/v2.0/security-groups?name=heat-sg").json()[
+            "security_groups"
+        ]
+        == []
+    )
 
 
 def test_software_configs_and_deployments(admin):

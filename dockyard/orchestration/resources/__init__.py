@@ -20,6 +20,7 @@ def registry() -> dict[str, type[Resource]]:
         neutron.Net,
         neutron.Subnet,
         neutron.Port,
+        neutron.SecurityGroup,
     ]
     found = {t.type_name: t for t in types}
     ResourceGroup.registry = found

@@ -213,3 +213,81 @@ class Port(_Neutron):
         if name == "network_id":
             return self.data.get("network_id")
         return None
+
+
+_RULE = {
+    "direction": Prop("string", "The direction in which the security group rule is applied.",
+                      default="ingress",
+                      constraints=[{"allowed_values": ["ingress", "egress"]}]),
+    "ethertype": Prop("string", "Ethertype of the traffic.", default="IPv4",
+                      constraints=[{"allowed_values": ["IPv4", "IPv6"]}]),
+    "port_range_min": Prop("integer", "The minimum port number in the range.",
+                           constraints=[{"range": {"min": 0, "max": 65535}}]),
+    "port_range_max": Prop("integer", "The maximum port number in the range.",
+                           constraints=[{"range": {"min": 0, "max": 65535}}]),
+    "protocol": Prop("string", "The protocol that is matched by the security group rule."),
+    "remote_mode": Prop("string", "Whether to specify a remote group or a remote IP prefix.",
+                        default="remote_ip_prefix",
+                        constraints=[{"allowed_values": ["remote_ip_prefix",
+                                                         "remote_group_id"]}]),
+    "remote_group_id": Prop("string", "The remote group ID to be associated with this rule."),
+    "remote_ip_prefix": Prop("string", "The remote IP prefix (CIDR)."),
+}  # fmt: skip
+
+
+class SecurityGroup(_Neutron):
+    type_name = "OS::Neutron::SecurityGroup"
+    description = "A resource for managing Neutron security groups."
+    properties_schema = {
+        "name": Prop("string", "A string specifying a symbolic name for the security group."),
+        "description": Prop("string", "Description of the security group.", default=""),
+        "rules": Prop("list", "List of security group rules.", default=[],
+                      schema=Prop("map", schema=_RULE)),
+    }  # fmt: skip
+    attributes_schema = {}
+
+    def create(self) -> str:
+        from dockyard.network.secgroups import add_rule, create_group, normalize_rule
+
+        p = self.properties
+        with self._session() as s:
+            group = self._call(
+                create_group,
+                s,
+                self.ctx.project_id,
+                p.get("name") or f"{self.ctx.stack_name}-{self.name}",
+                p.get("description") or "",
+            )
+            for rule in p.get("rules") or []:
+                remote_group = rule.get("remote_group_id")
+                if rule.get("remote_mode") == "remote_group_id" and not remote_group:
+                    remote_group = group.id  # Heat: no id means this very group
+                spec = self._call(
+                    normalize_rule,
+                    rule.get("direction") or "ingress",
+                    rule.get("ethertype") or "IPv4",
+                    rule.get("protocol"),
+                    rule.get("port_range_min"),
+                    rule.get("port_range_max"),
+                    None if rule.get("remote_mode") == "remote_group_id"
+                    else rule.get("remote_ip_prefix"),
+                    remote_group if rule.get("remote_mode") == "remote_group_id" else None,
+                )  # fmt: skip
+                try:
+                    add_rule(s, group, spec)
+                except ApiError as exc:
+                    if exc.kind != "SecurityGroupRuleExists":
+                        raise ResourceFailure(exc.message, exc.kind) from exc
+            return group.id
+
+    def delete(self) -> None:
+        if not self.physical_id:
+            return
+        from dockyard.network.secgroups import delete_group, visible_group
+
+        with self._session() as s:
+            try:
+                group = visible_group(s, self._rctx(), self.physical_id)
+            except ApiError:
+                return
+            self._call(delete_group, s, group)

@@ -30,8 +30,10 @@ from dockyard.orchestration.errors import (
 )
 from dockyard.orchestration.models import Event, Stack, StackResource
 from dockyard.orchestration.parameters import HIDDEN
+from dockyard.orchestration.resources import lookup_type
 from dockyard.orchestration.resources import registry as build_registry
 from dockyard.orchestration.resources.base import Context
+from dockyard.orchestration.resources.nested import NestedStack
 from dockyard.orchestration.services import Services
 from dockyard.orchestration.stack import Definition, check_environment, pseudo_params
 from dockyard.orchestration.template import check_size, parse_text
@@ -71,6 +73,7 @@ def build(runtime: Runtime) -> ServiceApp:
     registry = build_registry()
     services = Services(runtime)
     engine = eng.Engine(runtime, registry, services)
+    services.engine = engine  # nested stacks start their children's actions
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     install_error_handlers(app, heat_error)
     base = settings.base_url + PREFIX + "/v1"
@@ -210,7 +213,7 @@ def build(runtime: Runtime) -> ServiceApp:
             "updated_time": _time(s.updated_at),
             "deletion_time": _time(s.deleted_at),
             "stack_owner": s.username,
-            "parent": None,
+            "parent": s.parent_id,
             "stack_user_project_id": s.project_id,
             "tags": s.tags,
             "links": [{"href": stack_url(s.project_id, s), "rel": "self"}],
@@ -264,8 +267,13 @@ def build(runtime: Runtime) -> ServiceApp:
                 {"href": surl, "rel": "stack"},
             ],
         }
+        cls = lookup_type(registry, r.type)
+        if r.physical_id and cls is not None and issubclass(cls, NestedStack):
+            view["links"].append(
+                {"href": f"{base}/{s.project_id}/stacks/{r.physical_id}", "rel": "nested"}
+            )
         if detail:
-            cls = registry.get(r.type)
+            cls = lookup_type(registry, r.type)
             view["description"] = cls.description if cls else ""
             attrs: dict[str, Any] = {}
             if cls is not None:
@@ -578,6 +586,8 @@ def build(runtime: Runtime) -> ServiceApp:
                 q = q.where(Stack.project_id == (tenant if ctx.is_admin else ctx.project_id))
             if not _bool_query(request, "show_deleted"):
                 q = q.where(Stack.deleted_at.is_(None))
+            if not _bool_query(request, "show_nested"):
+                q = q.where(Stack.parent_id.is_(None))
             for key, col in (("id", Stack.id), ("name", Stack.name)):
                 vals = qp.getlist(key)
                 if vals:
@@ -815,7 +825,7 @@ def build(runtime: Runtime) -> ServiceApp:
                 if row is not None
                 else None
             )
-            cls = registry[rtype]
+            cls = defn.registry[rtype]
             plugin = cls(engine.context(s), name, (row.properties if row else None) or {})
             kind, _ = diff.classify(current, rtype, props, plugin.needs_replace)
             changes[kind].append(item(name, rtype))
@@ -1014,13 +1024,30 @@ def build(runtime: Runtime) -> ServiceApp:
                 raise BadRequest("nested_depth must be an integer") from None
         detail = _bool_query(request, "with_detail")
 
+        depth = int(qp.get("nested_depth") or 0)
+
         def do():
+            # (stack, row, parent resource name) down to nested_depth levels of children
+            found: list[tuple[Stack, StackResource, str | None]] = []
             with db.session() as session:
                 s = get_stack(session, ctx, tenant, name, sid)
-                rows = resources_of(session, s)
-                for r in rows:
-                    session.expunge(r)
-                session.expunge(s)
+                level = [(s, None)]
+                for _ in range(depth + 1):
+                    nxt = []
+                    for st, parent_res in level:
+                        rows = resources_of(session, st)
+                        found.extend((st, r, parent_res) for r in rows)
+                        children = {
+                            c.id: c
+                            for c in session.scalars(select(Stack).where(Stack.parent_id == st.id))
+                        }
+                        nxt.extend(
+                            (children[r.physical_id], r.name)
+                            for r in rows
+                            if r.physical_id in children
+                        )
+                    level = nxt
+                session.expunge_all()
             filters = {
                 "type": lambda r: r.type,
                 "name": lambda r: r.name,
@@ -1031,15 +1058,22 @@ def build(runtime: Runtime) -> ServiceApp:
             for key, get in filters.items():
                 vals = qp.getlist(key)
                 if vals:
-                    rows = [r for r in rows if get(r) in vals]
+                    found = [f for f in found if get(f[1]) in vals]
             statuses = qp.getlist("status")
             if statuses:
-                rows = [
-                    r for r in rows
-                    if r.status in statuses or f"{r.action}_{r.status}" in statuses
+                found = [
+                    f for f in found
+                    if f[1].status in statuses or f"{f[1].action}_{f[1].status}" in statuses
                 ]  # fmt: skip
-            rb = req_by_of(s)
-            return {"resources": [resource_view(tenant, s, r, rb, detail) for r in rows]}
+            out, req_by = [], {}
+            for st, r, parent_res in found:
+                if st.id not in req_by:
+                    req_by[st.id] = req_by_of(st)
+                view = resource_view(st.project_id, st, r, req_by[st.id], detail)
+                if parent_res is not None:
+                    view["parent_resource"] = parent_res
+                out.append(view)
+            return {"resources": out}
 
         return await run(do)
 

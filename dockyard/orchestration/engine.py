@@ -22,6 +22,7 @@ from dockyard.db.base import utcnow
 from dockyard.orchestration import diff
 from dockyard.orchestration.errors import ResourceFailure
 from dockyard.orchestration.models import Event, Stack, StackResource
+from dockyard.orchestration.resources import lookup_type
 from dockyard.orchestration.resources.base import Context, Resource
 from dockyard.orchestration.stack import Definition, pseudo_params
 from dockyard.tasks import queue
@@ -126,7 +127,7 @@ class Lookup:
         row = self._row(name)
         if row is None:
             return None
-        cls = self.engine.registry.get(row.type)
+        cls = lookup_type(self.engine.registry, row.type)
         if cls is None:
             return None
         return cls(
@@ -367,8 +368,14 @@ class Run:
             for k, v in changes.items():
                 setattr(row, k, v)
 
-    def plugin_for(self, row: StackResource, props: dict | None = None) -> Resource:
-        cls = self.engine.registry[row.type]
+    def plugin_for(
+        self, row: StackResource, props: dict | None = None, defn: Definition | None = None
+    ) -> Resource:
+        cls = (defn.registry.get(row.type) if defn else None) or lookup_type(
+            self.engine.registry, row.type
+        )
+        if cls is None:
+            raise ResourceFailure(f"The Resource Type ({row.type}) could not be found.")
         return cls(
             self.ctx,
             row.name,
@@ -454,7 +461,7 @@ class Run:
                     type=defn.active[name].type,
                     deletion_policy=defn.active[name].deletion_policy,
                 )
-            plugin = self.plugin_for(row, props)
+            plugin = self.plugin_for(row, props, defn)
             plugin.validate()
             if not row.physical_id:
                 external = defn.active[name].external_id
@@ -495,7 +502,7 @@ class Run:
             external = (row.data or {}).get("external_id")
             if (
                 row.deletion_policy != "Retain"
-                and row.type in self.engine.registry
+                and lookup_type(self.engine.registry, row.type) is not None
                 and not external
             ):
                 self._delete_physical(row)
@@ -525,7 +532,7 @@ class Run:
             incarnation=old.get("incarnation", ""),
             deletion_policy=row.deletion_policy,
         )
-        if ghost.deletion_policy != "Retain" and ghost.type in self.engine.registry:
+        if ghost.deletion_policy != "Retain" and lookup_type(self.engine.registry, ghost.type):
             self._delete_physical(ghost)
         self.save(row.name, replaced=None)
 
@@ -695,7 +702,7 @@ class Run:
             )
             self._mark_failed(name, "UPDATE", reason)
             raise Failed(reason)
-        old = self.plugin_for(row)
+        old = self.plugin_for(row, defn=defn)
         current = diff.Current(row.type, row.properties or {}, row.action, row.status)
         kind, changed = diff.classify(current, new_type, props, old.needs_replace)
         if kind == diff.UNCHANGED:
@@ -704,7 +711,7 @@ class Run:
             self.checkpoint()
             self.transition(name, "UPDATE", "IN_PROGRESS")
             try:
-                plugin = self.plugin_for(row, props)
+                plugin = self.plugin_for(row, props, defn)
                 plugin.update(props, changed)
                 self.poll(plugin, plugin.check_update)
                 self.transition(name, "UPDATE", "COMPLETE", properties=props, data=plugin.data)

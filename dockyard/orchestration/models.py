@@ -39,6 +39,9 @@ class Stack(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # nested stacks: the stack and resource (provider template, OS::Heat::Stack) owning this one
+    parent_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    parent_resource: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class StackResource(Base):

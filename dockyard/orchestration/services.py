@@ -33,6 +33,7 @@ def request_context(ctx: Context) -> RequestContext:
 class Services:
     def __init__(self, runtime):
         self.runtime = runtime
+        self.engine = None  # set by the API once the engine exists
 
     def owned_docker_endpoints(self, ctx: Context) -> set[str]:
         """tcp://<ip>:2375 of every server address of the caller's project."""

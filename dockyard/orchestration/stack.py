@@ -12,6 +12,7 @@ from dockyard.orchestration.errors import TemplateError
 from dockyard.orchestration.functions import FunctionError, Resolver
 from dockyard.orchestration.parameters import PSEUDO, CustomCheck, resolve_values
 from dockyard.orchestration.resources.base import Context, Resource, validate_properties
+from dockyard.orchestration.resources.nested import MAX_DEPTH, for_template, is_template_type
 from dockyard.orchestration.template import Template, required_by, topological
 
 ENV_KEYS = {
@@ -81,6 +82,7 @@ class Definition:
         custom: CustomCheck | None = None,
         *,
         strict: bool = True,
+        depth: int = 0,
     ) -> Definition:
         tpl = Template(doc)
         env = check_environment(environment)
@@ -91,10 +93,13 @@ class Definition:
         conditions = tpl.evaluate_conditions({**params, **pseudo})
         active = tpl.active_resources(conditions)
         aliases = env.get("resource_registry") or {}
+        registry = dict(registry)
         for name, r in active.items():
             rtype = aliases.get(r.type, r.type) if isinstance(aliases, dict) else r.type
-            if isinstance(rtype, str) and rtype != r.type and rtype in registry:
+            if isinstance(rtype, str) and rtype != r.type:
                 r.type = rtype
+            if r.type not in registry and is_template_type(r.type):
+                registry[r.type] = _provider(r.type, files or {}, pseudo, registry, depth)
             if r.type not in registry:
                 raise TemplateError(
                     f"Failed to validate: resources.{name}: The Resource Type ({r.type}) "
@@ -217,6 +222,23 @@ class _Scope:
         if name not in self.d.conditions:
             raise FunctionError(f'Invalid condition "{name}"')
         return self.d.conditions[name]
+
+
+def _provider(type_name: str, files: dict, pseudo: dict, registry: dict, depth: int):
+    """The class of a provider template from `files`, its own template checked too."""
+    from dockyard.orchestration.template import parse_text
+
+    if depth >= MAX_DEPTH:
+        raise TemplateError(f"Recursion depth exceeds {MAX_DEPTH} with template {type_name}")
+    if type_name not in files:
+        raise TemplateError(
+            f'Could not fetch remote template "{type_name}": it is not in the "files" of '
+            "the request (the clients add it for a local file)"
+        )
+    text = files[type_name]
+    doc = text if isinstance(text, dict) else parse_text(text)
+    Definition.build(doc, files, {}, {}, pseudo, registry, strict=False, depth=depth + 1)
+    return for_template(type_name, doc)
 
 
 def pseudo_params(stack_name: str, stack_id: str, project_id: str) -> dict[str, str]:

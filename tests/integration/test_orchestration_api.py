@@ -360,3 +360,59 @@ def test_external_id_none_override_and_preview(admin):
     res = r.json()["stack"]["resources"][0]
     assert res["resource_identity"]["path"] == "/resources/r"
     assert all(s["stack_name"] != "api-preview" for s in admin.get("/stacks").json()["stacks"])
+
+
+NESTED = """
+heat_template_version: 2016-10-14
+parameters:
+  val: {type: string, default: inner}
+resources:
+  t: {type: OS::Heat::TestResource, properties: {value: {get_param: val}}}
+outputs:
+  out: {value: {get_attr: [t, output]}}
+"""
+
+
+def test_nested_stacks(admin):
+    tpl = {
+        "heat_template_version": "2016-10-14",
+        "resources": {
+            "prov": {"type": "mynested.yaml", "properties": {"val": "from-parent"}},
+            "inline": {"type": "OS::Heat::Stack",
+                       "properties": {"template": NESTED, "parameters": {"val": "x"}}},
+        },
+        "outputs": {"prov": {"value": {"get_attr": ["prov", "out"]}},
+                    "inline": {"value": {"get_attr": ["inline", "outputs", "out"]}}},
+    }  # fmt: skip
+    r = admin.post("/stacks", json={"stack_name": "api-nest", "template": tpl, "files": {}})
+    assert r.status_code == 400 and "mynested.yaml" in r.json()["error"]["message"]
+    bad = {"mynested.yaml": NESTED.replace("OS::Heat::TestResource", "No::Such")}
+    r = admin.post("/stacks", json={"stack_name": "api-nest", "template": tpl, "files": bad})
+    assert r.status_code == 400 and "No::Such" in r.json()["error"]["message"]
+    url = create(admin, "api-nest", tpl, files={"mynested.yaml": NESTED})
+    stack = wait_status(admin, url, "CREATE_COMPLETE")
+    outs = {o["output_key"]: o["output_value"] for o in stack["outputs"]}
+    assert outs == {"prov": "from-parent", "inline": "x"}
+    res = {r["resource_name"]: r for r in admin.get(url + "/resources").json()["resources"]}
+    child_id = res["prov"]["physical_resource_id"]
+    child = admin.get(f"/stacks/{child_id}", follow_redirects=True).json()["stack"]
+    assert child["parent"] == stack["id"] and child["stack_status"] == "CREATE_COMPLETE"
+    names = [s["stack_name"] for s in admin.get("/stacks").json()["stacks"]]
+    assert child["stack_name"] not in names
+    assert child["stack_name"] in [
+        s["stack_name"] for s in admin.get("/stacks?show_nested=true").json()["stacks"]
+    ]
+    deep = admin.get(url + "/resources?nested_depth=1").json()["resources"]
+    assert {r["resource_name"] for r in deep} == {"prov", "inline", "t"}
+    # updating the parent's properties updates the child in place
+    tpl["resources"]["prov"]["properties"]["val"] = "changed"
+    assert (
+        admin.put(url, json={"template": tpl, "files": {"mynested.yaml": NESTED}}).status_code
+        == 202
+    )
+    wait_status(admin, url, "UPDATE_COMPLETE")
+    assert admin.get(url + "/outputs/prov").json()["output"]["output_value"] == "changed"
+    assert admin.delete(url).status_code == 204
+    wait_status(admin, url, "DELETE_COMPLETE")
+    child = admin.get(f"/stacks/{child_id}", follow_redirects=True).json()["stack"]
+    assert child["stack_status"] == "DELETE_COMPLETE"

@@ -163,7 +163,9 @@ class Compute:
                 return None
             if server.host:
                 return server.host
-            need_probe = any(h.memory_mb == 0 or not h.up for h in s.scalars(select(Host)))
+            known = list(s.scalars(select(Host)))
+            # never probed, or nothing answers (then look again once before saying so)
+            need_probe = any(h.memory_mb == 0 for h in known) or not any(h.up for h in known)
         if need_probe:
             hosts.refresh(self.db, self.pool)
         with self.db.session() as s:

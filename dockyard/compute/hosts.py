@@ -41,14 +41,19 @@ def add(session: Session, name: str, url: str, tls: dict | None = None) -> Host:
     return host
 
 
-def refresh(db: Database, pool: engines.ClientPool) -> dict[str, bool]:
-    """Probe every host's engine; record capacity and whether it answers."""
+def refresh(db: Database, pool: engines.ClientPool, timeout: int = 5) -> dict[str, bool]:
+    """Probe every host's engine (a short timeout: a dead host must not stall the sweep);
+    record capacity and whether it answers."""
     with db.session() as session:
         hosts = [(h.id, h.url, dict(h.tls or {})) for h in session.scalars(select(Host))]
     results: dict[int, tuple[bool, engines.EngineInfo | None, str]] = {}
     for host_id, url, tls in hosts:
         try:
-            info = engines.probe(pool.get(url, tls or None))
+            client = engines.connect(url, tls or None, timeout=timeout)
+            try:
+                info = engines.probe(client)
+            finally:
+                client.close()
             results[host_id] = (True, info, "")
         except Exception as exc:  # noqa: BLE001 - any failure means the engine is down
             results[host_id] = (False, None, str(exc)[:500])

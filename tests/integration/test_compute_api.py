@@ -608,3 +608,67 @@ def test_garbage_bodies_are_4xx_never_500(admin, method, path):
     for body in bodies:
         r = admin.request(method, C + path, json=body, headers=MV)
         assert 400 <= r.status_code < 500, (body, r.status_code, r.text)
+
+
+def test_second_host_and_anti_affinity(cloud, demo, admin, image):
+    """`hostctl add` registers another engine (here: the same socket under another name);
+    the scheduler spreads an anti-affinity group over both and then names why it is full."""
+    import subprocess
+    import sys
+
+    name = f"second-{uuid.uuid4().hex[:4]}"
+    cmd = [sys.executable, "-m", "dockyard.compute.hostctl"]
+    env = cloud.server_env()
+    r = subprocess.run(
+        [*cmd, "add", name, "unix:///var/run/docker.sock"], env=env, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(
+        [*cmd, "add", name, "unix:///var/run/docker.sock"], env=env, capture_output=True, text=True
+    )
+    assert r.returncode == 1 and "exists already" in r.stderr
+    hyp = admin.get(C + "/os-hypervisors/detail", headers=MV).json()["hypervisors"]
+    assert {h["hypervisor_hostname"] for h in hyp} >= {"local", name}
+    group = demo.post(
+        C + "/os-server-groups",
+        headers=MV,
+        json={"server_group": {"name": "spread", "policy": "anti-affinity"}},
+    )
+    gid = group.json()["server_group"]["id"]
+    try:
+        ids = []
+        for i in range(3):
+            r = demo.post(
+                C + "/servers",
+                headers=MV,
+                json={
+                    "server": {
+                        "name": f"aa-{i}",
+                        "imageRef": image,
+                        "flavorRef": "1",
+                        "networks": "none",
+                    },
+                    "os:scheduler_hints": {"group": gid},
+                },
+            )
+            assert r.status_code == 202, r.text
+            ids.append(r.json()["server"]["id"])
+            wait_for(demo, ids[-1], "ACTIVE", "ERROR")
+        shown = [admin.get(C + f"/servers/{i}", headers=MV).json()["server"] for i in ids]
+        assert [s["status"] for s in shown] == ["ACTIVE", "ACTIVE", "ERROR"]
+        assert {s["OS-EXT-SRV-ATTR:host"] for s in shown[:2]} == {"local", name}
+        fault = shown[2]["fault"]["message"]
+        assert fault.startswith("No valid host was found.")
+        assert fault.count("ServerGroupAntiAffinityFilter") == 2
+        members = demo.get(C + f"/os-server-groups/{gid}", headers=MV).json()
+        assert set(members["server_group"]["members"]) == set(ids)
+        for sid in ids:
+            delete(demo, sid)
+    finally:
+        subprocess.run(
+            [*cmd, "disable", name, "--reason", "test over"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        demo.delete(C + f"/os-server-groups/{gid}")

@@ -295,9 +295,14 @@ class IptablesApplier:
         }
 
     def in_force(self, ruleset: Ruleset) -> bool:
+        """The hook, the ruleset's marker and as many rules as it has (a flushed or partly
+        edited chain shows up as a different count)."""
         saved = self._save()
+        lines = saved.splitlines()
         hook = f"-A {HOOK_CHAIN} -j {ruleset.entry}"
-        return hook in saved.splitlines() and ruleset.marker in saved
+        ours = sum(1 for ln in lines if ln.startswith(f"-A {ruleset.prefix}-"))
+        expected = 1 + sum(len(rules) for rules in ruleset.chains.values())
+        return hook in lines and ruleset.marker in saved and ours == expected
 
     def apply(self, ruleset: Ruleset) -> None:
         saved = self._save()

@@ -108,12 +108,22 @@ def test_default_group_allows_same_group_and_blocks_others(env, servers):
     assert eventually(lambda: tcp_ok(c, servers["d"].ip_address), OPEN_WITHIN + PROBE_SLACK)
     assert not tcp_ok(c, servers["s"].ip_address)
     assert not ping_ok(c, servers["s"].ip_address)
+
     # the Docker host itself is never filtered (the operator's `curl 10.0.0.5`)
-    r = httpx.get(f"http://{servers['s'].ip_address}/", timeout=5)
-    assert "hello from dockyard" in r.text
+    def host_reaches_s() -> bool:
+        try:
+            r = httpx.get(f"http://{servers['s'].ip_address}/", timeout=2)
+        except httpx.HTTPError:
+            return False
+        return "hello from dockyard" in r.text
+
+    assert eventually(host_reaches_s, 5)
+
     # containers on one network resolve each other by name (Docker's embedded DNS)
-    out = c.exec_run(["nslookup", "d"]).output.decode()
-    assert servers["d"].ip_address in out
+    def resolves() -> bool:
+        return servers["d"].ip_address in c.exec_run(["nslookup", "d"]).output.decode()
+
+    assert eventually(resolves, 5)
 
 
 def test_rule_create_opens_and_delete_closes(env, servers):

@@ -199,8 +199,13 @@ def test_applier_hooks_once_and_sees_drift():
     assert not applier.in_force(rs)
     applier.apply(rs)
     assert ["iptables", "-w", "10", "-I", "DOCKER-USER", "1", "-j", f"{P}-FWD"] in kernel.calls
-    kernel.saved += f'-A DOCKER-USER -j {P}-FWD\n-A {P}-FWD -m comment --comment "{rs.marker}"\n'
+    # what the kernel holds after the restore: the hook, the marker and every rule
+    applied = [ln for ln in render(rs).splitlines() if ln.startswith("-A ")]
+    kernel.saved += f"-A DOCKER-USER -j {P}-FWD\n" + "\n".join(applied) + "\n"
     assert applier.in_force(rs)
+    # a chain flushed behind dockyard's back is noticed
+    flushed = kernel.saved.replace(f"-A {P}-Iaaaaaaaaaaaa -j DROP\n", "")
+    assert not IptablesApplier(FakeKernel(flushed)).in_force(rs)
     kernel.calls.clear()
     applier.apply(rs)
     assert not any(c[:2] == ["iptables", "-w"] and "-I" in c for c in kernel.calls)

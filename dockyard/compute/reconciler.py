@@ -17,7 +17,7 @@ import anyio
 from sqlalchemy import select
 
 from dockyard.compute import hosts, states
-from dockyard.compute.driver import Compute, fault
+from dockyard.compute.driver import DELETE, Compute, fault
 from dockyard.compute.models import Host, Server
 from dockyard.db.base import utcnow
 from dockyard.docker import containers
@@ -44,6 +44,8 @@ class Reconciler:
         self.settings = compute.settings
         self.interval = max(int(self.settings.reconcile_interval), 1)
         self.grace = int(self.settings.orphan_grace_seconds)
+        # busy with no operation for this long means an operation was lost
+        self.stale_after = max(4 * int(self.settings.task_lease_seconds), 30)
         self._dirty: set[str] = set()
         self._lock = threading.Lock()
         self._watchers: dict[str, threading.Thread] = {}
@@ -133,10 +135,13 @@ class Reconciler:
             servers = list(
                 s.scalars(select(Server).where(Server.host == host, Server.deleted.is_(False)))
             )
+            stale_before = utcnow() - timedelta(seconds=self.stale_after)
             for server in servers:
-                if server.id in busy or server.task_state is not None:
+                if server.id in busy:
                     continue
-                if server.vm_state == states.BUILDING:
+                if server.task_state is not None or server.vm_state == states.BUILDING:
+                    if server.updated_at < stale_before:
+                        self._unstick(s, server)
                     continue
                 m = by_server.get(server.id)
                 self._apply(server, _DOCKER_STATE.get(m.status, {}) if m else None)
@@ -158,6 +163,30 @@ class Reconciler:
                 log.warning("removing orphan container %s (no live server)", m.name)
                 containers.remove_by_name(client, m.name)
                 self._first_seen_orphan.pop(m.name, None)
+
+    def _unstick(self, session, server: Server) -> None:
+        """A server marked busy with no operation in flight (an inconsistency: operations are
+        enqueued with the state change, and their end clears it) is made consistent."""
+        if server.task_state == "image_snapshot" and server.updated_at > utcnow() - timedelta(
+            hours=1
+        ):
+            return  # snapshots run in the API request, not as operations
+        if server.task_state == "deleting":
+            log.warning("server %s was left deleting; deleting it again", server.id)
+            queue.enqueue(session, DELETE, server.id, {"force": True}, max_attempts=6)
+            self.compute.runner.kick()
+            return
+        log.warning(
+            "server %s was left %s/%s with no operation",
+            server.id,
+            server.vm_state,
+            server.task_state,
+        )
+        if server.vm_state == states.BUILDING:
+            server.vm_state = states.ERROR
+            server.fault = fault("The build was interrupted and cannot resume; delete the server.")
+        server.task_state = None
+        server.updated_at = utcnow()
 
     def reconcile_ids(self, ids: set[str]) -> None:
         with self.db.session() as s:

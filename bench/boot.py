@@ -40,6 +40,7 @@ from tests.support.compute import (  # noqa: E402
 from tests.support.docker import TEST_LABEL  # noqa: E402
 
 C = "/compute/v2.1"
+FLAVOR = "bench"  # 64 MB, 1 vCPU: the same limits are given to the raw docker runs
 
 
 def rss_mb(pid: int) -> float:
@@ -67,7 +68,7 @@ def api_create(http: httpx.Client, image: str, net: str | None, prefix: str) -> 
         "server": {
             "name": f"{prefix}-{uuid.uuid4().hex[:6]}",
             "imageRef": image,
-            "flavorRef": "1",
+            "flavorRef": FLAVOR,
             "networks": networks,
         }
     }
@@ -82,7 +83,7 @@ def api_boot(http: httpx.Client, image: str, net: str) -> tuple[str, float]:
         "server": {
             "name": f"b-{uuid.uuid4().hex[:6]}",
             "imageRef": image,
-            "flavorRef": "1",
+            "flavorRef": FLAVOR,
             "networks": [{"uuid": net}] if net else "none",
         }
     }
@@ -104,7 +105,7 @@ def docker_run(ref: str, network: str, label: str) -> float:
             "-d",
             "--init",
             "--memory",
-            "512m",
+            "64m",
             "--cpu-period",
             "100000",
             "--cpu-quota",
@@ -148,6 +149,8 @@ def main() -> int:
     cloud.extra_env["DOCKYARD_COMPUTE_WORKERS"] = str(max(8, args.parallel))
     cloud.extra_env["DOCKYARD_LOG_LEVEL"] = args.log_level
     cloud.extra_env["DOCKYARD_RECONCILE_INTERVAL"] = "10"
+    # room for --parallel servers of the bench flavor on a small machine (2 CPUs here)
+    cloud.extra_env["DOCKYARD_CPU_ALLOCATION_RATIO"] = "64"
     raw_label = f"dockyard.bench.raw={run_id}"
     cloud.start()
     try:
@@ -157,6 +160,8 @@ def main() -> int:
         unlimited = {"instances": -1, "cores": -1, "ram": -1}
         admin.put(f"{C}/os-quota-sets/{project}", json={"quota_set": unlimited})
         image = upload_image(admin, "bench", httpd_archive(work), visibility="public")
+        flavor = {"flavor": {"name": "bench", "id": FLAVOR, "ram": 64, "vcpus": 1, "disk": 0}}
+        admin.post(f"{C}/flavors", json=flavor).raise_for_status()
         net = demo.get("/networking/v2.0/networks?name=private").json()["networks"][0]["id"]
         if args.no_network:
             net = None
@@ -241,7 +246,7 @@ def main() -> int:
             "server": {
                 "name": "list",
                 "imageRef": image,
-                "flavorRef": "1",
+                "flavorRef": FLAVOR,
                 "networks": "none",
                 "min_count": 1,
                 "max_count": 100,

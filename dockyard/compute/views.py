@@ -14,11 +14,12 @@ PROGRESS_STATUSES = ("ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "M
 
 
 def iso(dt: datetime | None) -> str | None:
-    return None if dt is None else dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat is much cheaper than strftime, which matters for 1000-server listings
+    return None if dt is None else dt.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def iso_micro(dt: datetime | None) -> str | None:
-    return None if dt is None else dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return None if dt is None else dt.isoformat(timespec="microseconds")[:26]
 
 
 class Links:

@@ -3,13 +3,13 @@ uploaded from locally built busybox images; waiting for states; Docker's own vie
 
 from __future__ import annotations
 
-import contextlib
 import random
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
+import docker.errors
 import httpx
 
 from tests.support.cloud import Cloud, free_port
@@ -51,8 +51,14 @@ def cleanup(run_id: str) -> None:
     for c in client.containers.list(all=True, filters=flt):
         c.remove(force=True, v=True)
     for n in client.networks.list(filters=flt):
-        with contextlib.suppress(Exception):  # best effort: Docker may still hold it
-            n.remove()
+        for _ in range(10):  # Docker may still be releasing the endpoints of removed containers
+            try:
+                n.remove()
+                break
+            except docker.errors.NotFound:
+                break
+            except docker.errors.APIError:  # retried, then left for the next cleanup
+                time.sleep(0.3)
     for v in client.volumes.list(filters=flt):
         v.remove(force=True)
 

@@ -33,7 +33,7 @@ from dockyard.orchestration.parameters import HIDDEN
 from dockyard.orchestration.resources import lookup_type
 from dockyard.orchestration.resources import registry as build_registry
 from dockyard.orchestration.resources.base import Context
-from dockyard.orchestration.resources.nested import NestedStack
+from dockyard.orchestration.resources.nested import NestedStack, is_template_type
 from dockyard.orchestration.services import Services
 from dockyard.orchestration.stack import Definition, check_environment, pseudo_params
 from dockyard.orchestration.template import check_size, parse_text
@@ -435,6 +435,7 @@ def build(runtime: Runtime) -> ServiceApp:
                 "parameters": user,
                 "parameter_defaults": env.get("parameter_defaults") or {},
                 "resource_registry": {
+                    **{r.type: r.type for r in defn.active.values() if is_template_type(r.type)},
                     **(env.get("resource_registry") or {}),
                     "resources": (env.get("resource_registry") or {}).get("resources") or {},
                 },
@@ -443,6 +444,101 @@ def build(runtime: Runtime) -> ServiceApp:
         }
         if defn.template.parameter_groups:
             out["ParameterGroups"] = defn.template.parameter_groups
+        if show_nested:
+            nested = nested_parameters(defn, files, ctx.project_id or "")
+            if nested:
+                out["NestedParameters"] = nested
+        return out
+
+    def preview_resources(
+        defn: Definition, stack_name: str, project: str, files: dict, depth: int = 0
+    ) -> list:
+        """Resources as a preview shows them; a nested stack's are a list in their place."""
+        out: list = []
+        identity = {"stack_name": stack_name, "stack_id": "None", "tenant": project}
+        required = defn.required_by()
+        for n in defn.order:
+            r = defn.active[n]
+            props = defn.properties(n, _Names())
+            if is_template_type(r.type) and r.type in files and depth < 5:
+                text = files[r.type]
+                child = Definition.build(
+                    text if isinstance(text, dict) else parse_text(text),
+                    files,
+                    {"parameters": {k: v for k, v in props.items() if v is not None}},
+                    {},
+                    pseudo_params(f"{stack_name}-{n}", "None", project),
+                    registry,
+                )
+                inner = preview_resources(child, f"{stack_name}-{n}", project, files, depth + 1)
+                for item in inner:
+                    if isinstance(item, dict):
+                        item["parent_resource"] = n
+                out.append(inner)
+                continue
+            cls = defn.registry[r.type]
+            out.append(
+                {
+                    "resource_name": n,
+                    "resource_type": r.type,
+                    "resource_action": "INIT",
+                    "resource_status": "COMPLETE",
+                    "resource_status_reason": "",
+                    "physical_resource_id": "",
+                    "description": "",
+                    "creation_time": None,
+                    "updated_time": None,
+                    "required_by": required.get(n, []),
+                    "stack_name": stack_name,
+                    "resource_identity": {**identity, "path": f"/resources/{n}"},
+                    "stack_identity": {**identity, "path": ""},
+                    "attributes": dict.fromkeys(cls.attributes_schema),
+                    "properties": props,
+                    "metadata": {},
+                }
+            )
+        return out
+
+    def nested_parameters(defn: Definition, files: dict, project: str, depth: int = 0) -> dict:
+        """validate?show_nested: each provider-template resource's parameters, with the values
+        the parent passes (Heat's NestedParameters)."""
+        out: dict[str, Any] = {}
+        if depth > 5:
+            return out
+        for name in defn.order:
+            r = defn.active[name]
+            if not is_template_type(r.type) or r.type not in files:
+                continue
+            given = {
+                k: v
+                for k, v in (defn.properties(name, _Names(), check=False) or {}).items()
+                if v is not None
+            }
+            text = files[r.type]
+            doc = text if isinstance(text, dict) else parse_text(text)
+            known = set((doc.get("parameters") or {}) if isinstance(doc, dict) else ())
+            given = {k: v for k, v in given.items() if k in known}
+            child = Definition.build(
+                doc,
+                files,
+                {"parameters": given},
+                {},
+                pseudo_params(name, "", project),
+                registry,
+                strict=False,
+            )
+            entry: dict[str, Any] = {
+                "Description": child.template.description,
+                "Parameters": {
+                    n: p.api_view(given.get(n), n in given)
+                    for n, p in child.template.parameters.items()
+                },
+                "Type": r.type,
+            }
+            deeper = nested_parameters(child, files, project, depth + 1)
+            if deeper:
+                entry["NestedParameters"] = deeper
+            out[name] = entry
         return out
 
     @app.post(T + "/validate")
@@ -492,27 +588,7 @@ def build(runtime: Runtime) -> ServiceApp:
                     "timeout_mins": timeout,
                     "capabilities": [],
                     "notification_topics": [],
-                    "resources": [
-                        {
-                            "resource_name": n,
-                            "resource_type": defn.active[n].type,
-                            "resource_action": "INIT",
-                            "resource_status": "COMPLETE",
-                            "resource_status_reason": "",
-                            "physical_resource_id": "",
-                            "required_by": defn.required_by().get(n, []),
-                            "stack_name": name,
-                            "resource_identity": {
-                                "stack_name": name,
-                                "stack_id": "None",
-                                "tenant": project,
-                                "path": f"/resources/{n}",
-                            },
-                            "properties": defn.properties(n, _Names(), check=False),
-                            "metadata": {},
-                        }
-                        for n in defn.order
-                    ],
+                    "resources": preview_resources(defn, name, project, files),
                 }
             )
             return {"stack": view}

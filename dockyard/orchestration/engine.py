@@ -21,6 +21,7 @@ from dockyard.api.errors import ApiError
 from dockyard.db.base import utcnow
 from dockyard.orchestration import diff
 from dockyard.orchestration.errors import ResourceFailure
+from dockyard.orchestration.functions import FunctionError
 from dockyard.orchestration.models import Event, Stack, StackResource
 from dockyard.orchestration.resources import lookup_type
 from dockyard.orchestration.resources.base import Context, Resource
@@ -149,6 +150,8 @@ class Lookup:
             return None
         try:
             return p.attribute(attr)
+        except FunctionError:
+            raise  # e.g. a nested stack's output error: the caller reports it
         except Exception:  # noqa: BLE001 - an unreadable attribute is null
             log.exception("attribute %s of %s", attr, name)
             return None

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from dockyard.api.errors import ApiError
 from dockyard.orchestration.errors import TemplateError
-from dockyard.orchestration.functions import FunctionError, Resolver
+from dockyard.orchestration.functions import ELIDED, FunctionError, Resolver
 from dockyard.orchestration.parameters import PSEUDO, CustomCheck, resolve_values
 from dockyard.orchestration.resources.base import Context, Resource, validate_properties
 from dockyard.orchestration.resources.nested import MAX_DEPTH, for_template, is_template_type
@@ -128,7 +128,18 @@ class Definition:
     def properties(self, name: str, lookup: Lookup, *, check: bool = True) -> dict:
         r = self.active[name]
         where = f"resources.{name}.properties"
-        raw = self.resolver(lookup).resolve_at(r.properties, where) or {}
+        resolver = self.resolver(lookup)
+        raw: dict = {}
+        if isinstance(r.properties, dict) and not _is_call(r.properties):
+            for key, value in r.properties.items():
+                try:
+                    got = resolver.resolve(value)
+                except FunctionError as exc:  # Heat's own format, path and all
+                    raise TemplateError(f"Property error: : {where}.{key}: : {exc}") from exc
+                if got is not ELIDED:
+                    raw[key] = got
+        else:
+            raw = resolver.resolve_at(r.properties, where) or {}
         if not check:
             return raw
         cls = self.registry[r.type]
@@ -156,12 +167,14 @@ class Definition:
             item: dict[str, Any] = {"output_key": name, "description": o.description}
             try:
                 enabled = self.template.is_enabled(o.condition, self.conditions, f"outputs.{name}")
-                item["output_value"] = (
-                    resolver.resolve_at(o.value, f"outputs.{name}") if enabled else None
-                )
+                value = resolver.resolve(o.value) if enabled else None
+                item["output_value"] = None if value is ELIDED else value
+            except FunctionError as exc:
+                if strict:
+                    raise TemplateError(f"outputs.{name}: {exc}") from exc
+                item["output_value"] = None
+                item["output_error"] = str(exc)
             except ApiError as exc:
-                if strict and not isinstance(exc, TemplateError):
-                    raise
                 if strict:
                     raise
                 item["output_value"] = None
@@ -187,7 +200,7 @@ class _Scope:
             return self.d.params[name]
         if name in self.d.template.parameters:
             return None  # validate without a value
-        raise FunctionError(f"The Parameter ({name}) could not be found.")
+        raise FunctionError(f"The Parameter ({name}) was not provided.")
 
     def _known(self, name: str) -> bool:
         if name not in self.d.template.resources:
@@ -222,6 +235,12 @@ class _Scope:
         if name not in self.d.conditions:
             raise FunctionError(f'Invalid condition "{name}"')
         return self.d.conditions[name]
+
+
+def _is_call(node: dict) -> bool:
+    from dockyard.orchestration.versions import ALL_FUNCTIONS
+
+    return len(node) == 1 and next(iter(node)) in ALL_FUNCTIONS
 
 
 def _provider(type_name: str, files: dict, pseudo: dict, registry: dict, depth: int):

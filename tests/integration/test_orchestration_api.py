@@ -416,3 +416,24 @@ def test_nested_stacks(admin):
     wait_status(admin, url, "DELETE_COMPLETE")
     child = admin.get(f"/stacks/{child_id}", follow_redirects=True).json()["stack"]
     assert child["stack_status"] == "DELETE_COMPLETE"
+
+
+def test_resource_group_of_nested_templates(admin):
+    tpl = {
+        "heat_template_version": "2016-10-14",
+        "resources": {"rg": {"type": "OS::Heat::ResourceGroup", "properties": {
+            "count": 2,
+            "resource_def": {"type": "node.yaml", "properties": {"val": "n%index%"}}}}},
+        "outputs": {"outs": {"value": {"get_attr": ["rg", "out"]}}},
+    }  # fmt: skip
+    url = create(admin, "api-rg-nested", tpl, files={"node.yaml": NESTED})
+    stack = wait_status(admin, url, "CREATE_COMPLETE")
+    assert stack["outputs"][0]["output_value"] == ["n0", "n1"]
+    nested = [s for s in admin.get("/stacks?show_nested=true").json()["stacks"]
+              if s["parent"] == stack["id"]]  # fmt: skip
+    assert len(nested) == 2 and {s["stack_status"] for s in nested} == {"CREATE_COMPLETE"}
+    assert admin.delete(url).status_code == 204
+    wait_status(admin, url, "DELETE_COMPLETE")
+    left = [s for s in admin.get("/stacks?show_nested=true").json()["stacks"]
+            if s["parent"] == stack["id"]]  # fmt: skip
+    assert left == []

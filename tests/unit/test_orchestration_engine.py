@@ -255,3 +255,12 @@ def test_a_rerun_after_the_end_or_mid_rollback_does_the_right_thing(engine):
     st = run(engine, sid, "CREATE")
     assert (st.action, st.status) == ("ROLLBACK", "COMPLETE")
     assert {f"{r.action}_{r.status}" for r in rows(engine, sid).values()} == {"DELETE_COMPLETE"}
+
+
+def test_resource_group_of_a_provider_template_needs_the_nested_engine(engine):
+    # members of a template type are found (schema-less) instead of refused
+    from dockyard.orchestration.resources import lookup_type
+    from dockyard.orchestration.resources.nested import TemplateResource
+
+    assert issubclass(lookup_type(engine.registry, "node.yaml"), TemplateResource)
+    assert lookup_type(engine.registry, "No::Such") is None

@@ -59,8 +59,10 @@ class ResourceGroup(Resource):
     # ---- members --------------------------------------------------------------------
 
     def _member_type(self) -> type[Resource]:
+        from dockyard.orchestration.resources import lookup_type
+
         rtype = (self.properties.get("resource_def") or {}).get("type")
-        cls = self.registry.get(rtype)
+        cls = lookup_type(self.registry, rtype) if isinstance(rtype, str) else None
         if cls is None or cls is ResourceGroup:
             raise TemplateError(
                 f"Property error: resources.{self.name}.properties.resource_def.type: "
@@ -72,10 +74,12 @@ class ResourceGroup(Resource):
         rdef = self.properties.get("resource_def") or {}
         var = self.properties.get("index_var") or "%index%"
         raw = json.loads(json.dumps(rdef.get("properties") or {}).replace(var, str(index)))
+        cls = self._member_type()
         return validate_properties(
-            self._member_type().properties_schema,
+            cls.properties_schema,
             raw,
             f"resources.{self.name}.properties.resource_def.properties",
+            cls.any_properties,
         )
 
     def _member(self, index: int, state: dict | None = None) -> Resource:

@@ -189,6 +189,9 @@ class NestedStack(Resource):
         return self.physical_id or self.name
 
     def outputs(self) -> dict:
+        return {k: v for k, (v, _) in self._outputs().items()}
+
+    def _outputs(self) -> dict[str, tuple[Any, str | None]]:
         from dockyard.orchestration import engine as eng
         from dockyard.orchestration.models import Stack
 
@@ -202,15 +205,22 @@ class NestedStack(Resource):
         engine = self._engine()
         defn = engine.definition(child)
         lookup = eng.Lookup(engine, child, defn, engine.context(child))
-        return {o["output_key"]: o.get("output_value") for o in defn.outputs(lookup)}
+        return {
+            o["output_key"]: (o.get("output_value"), o.get("output_error"))
+            for o in defn.outputs(lookup)
+        }
 
     def attribute(self, name: str) -> Any:
         if name == "OS::stack_id":
             return self.physical_id
-        outs = self.outputs()
         if name == "outputs":
-            return outs
-        return outs.get(name)
+            return self.outputs()
+        value, error = self._outputs().get(name, (None, None))
+        if error:
+            from dockyard.orchestration.functions import FunctionError
+
+            raise FunctionError(f"Error in {self.name} output {name}: {error}")
+        return value
 
     def all_attributes(self) -> dict:
         return self.outputs()

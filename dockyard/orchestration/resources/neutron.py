@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from dockyard.api.errors import ApiError
-from dockyard.orchestration.errors import ResourceFailure
+from dockyard.orchestration.errors import ResourceFailure, TemplateError
 from dockyard.orchestration.resources.base import Prop, Resource
 
 _SUPPORTED = {"status": "SUPPORTED", "version": "2014.1", "message": None,
@@ -164,7 +164,8 @@ class Port(_Neutron):
     type_name = "OS::Neutron::Port"
     description = "A resource for managing Neutron ports."
     properties_schema = {
-        "network": Prop("string", "Network this port belongs to.", required=True),
+        "network": Prop("string", "Network this port belongs to."),
+        "network_id": Prop("string", "Network this port belongs to (deprecated name)."),
         "fixed_ips": Prop("list", "Desired IPs for this port.", default=[]),
         "security_groups": Prop("list", "Security group IDs or names to associate with this "
                                 "port.", update_allowed=False),
@@ -180,6 +181,12 @@ class Port(_Neutron):
     def _device(self) -> str:
         return f"heat-port-{self.incarnation}"
 
+    def validate(self) -> None:
+        if not (self.properties.get("network") or self.properties.get("network_id")):
+            raise TemplateError(
+                f"Property error: resources.{self.name}.properties: Property network not assigned"
+            )
+
     def create(self) -> str:
         from dockyard.network.ports import allocate_port, ports_for_device
 
@@ -192,7 +199,8 @@ class Port(_Neutron):
             found = ports_for_device(s, self._device())
             binding = found[0] if found else self._call(
                 allocate_port, s, self._rctx(), device_id=self._device(),
-                network_id=p["network"], fixed_ip=fixed, security_groups=p.get("security_groups"),
+                network_id=p.get("network") or p.get("network_id"), fixed_ip=fixed,
+                security_groups=p.get("security_groups"),
             )  # fmt: skip
             self.data.update(
                 ip=binding.ip_address, mac=binding.mac_address, network_id=binding.network_id

@@ -791,6 +791,11 @@ def build(runtime: Runtime) -> ServiceApp:
                     else ("Quota exceeded for server_group_members.")
                 )
                 raise Forbidden(msg)
+            shown_groups = (
+                glue.security_group_names(s, ctx, sg_names)
+                if sg_names
+                else (["default"] if nets else [])
+            )
             reservation = f"r-{secrets.token_hex(4)}"
             image_payload = glue.image_to_payload(image)
             made: list[Server] = []
@@ -814,7 +819,7 @@ def build(runtime: Runtime) -> ServiceApp:
                     key_data=key_data,
                     meta=meta,
                     user_data=user_data,
-                    security_groups=sg_names if sg_names else (["default"] if nets else []),
+                    security_groups=shown_groups,
                     requested_networks=nets,
                     availability_zone=str(az) if az else "nova",
                     reservation_id=reservation,

@@ -105,6 +105,22 @@ def connect(client, container_id: str, binding, aliases: list[str] | None = None
     networks.connect(client, container_id, binding, aliases)
 
 
+def security_group_names(session: Session, ctx: RequestContext, refs: list[str]) -> list[str]:
+    """Names for what a create request named (OSC sends group ids in the `name` key), as
+    Nova shows them; an unknown reference is kept as given (allocate_port judges it)."""
+    try:
+        from dockyard.network.secgroups import visible_group
+    except ImportError:
+        return list(refs)
+    out = []
+    for ref in refs:
+        try:
+            out.append(visible_group(session, ctx, ref).name)
+        except ApiError:
+            out.append(ref)
+    return out
+
+
 def firewall_changed(runtime) -> None:
     """Tell the network service that ports came or went (it re-syncs security groups)."""
     try:

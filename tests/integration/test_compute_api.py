@@ -672,3 +672,24 @@ def test_second_host_and_anti_affinity(cloud, demo, admin, image):
             capture_output=True,
         )
         demo.delete(C + f"/os-server-groups/{gid}")
+
+
+def test_security_group_by_id_shows_its_name(demo, image):
+    """OSC puts the group's id in the `name` key; the server shows the name, as Nova does."""
+    groups = demo.get("/networking/v2.0/security-groups?name=default").json()["security_groups"]
+    (group,) = groups
+    sid = boot(demo, image, name="sg", security_groups=[{"name": group["id"]}])
+    server = wait_for(demo, sid, "ACTIVE")
+    assert server["security_groups"] == [{"name": "default"}]
+    bad = {
+        "server": {
+            "name": "sg2",
+            "imageRef": image,
+            "flavorRef": "1",
+            "networks": "auto",
+            "security_groups": [{"name": "no-such-group"}],
+        }
+    }
+    r = demo.post(C + "/servers", json=bad, headers=MV)
+    assert r.status_code == 400 and "no-such-group" in r.text
+    delete(demo, sid)

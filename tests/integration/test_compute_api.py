@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import BACKENDS, make_database_url
 from tests.support.compute import (
     MV,
+    UPLOADED,
     cleanup,
     container_of,
     containers_of_run,
@@ -297,6 +298,7 @@ def test_server_lifecycle(cloud, demo, admin, image):
     # snapshot: a new active docker image that boots
     r = action(demo, sid, {"createImage": {"name": "web-snap"}})
     snap = r.json()["image_id"]
+    UPLOADED.append(snap)
     img = demo.get(f"/image/v2/images/{snap}").json()
     assert (img["status"], img["container_format"]) == ("active", "docker")
     sid2 = boot(demo, snap, name="from-snap", networks="none")

@@ -3,6 +3,7 @@ uploaded from locally built busybox images; waiting for states; Docker's own vie
 
 from __future__ import annotations
 
+import contextlib
 import random
 import subprocess
 import time
@@ -44,8 +45,13 @@ def make_cloud(home: Path, database_url: str = "", cidr: str | None = None) -> t
     return cloud, run_id
 
 
+# ids of images these tests put into a cloud (their host copies are removed by cleanup)
+UPLOADED: list[str] = []
+
+
 def cleanup(run_id: str) -> None:
-    """Remove every container, network and volume a test cloud of this run made."""
+    """Remove every container, network and volume a test cloud of this run made, and the
+    host copies (dockyard/image-<id>) of the images the tests uploaded."""
     client = docker_client()
     flt = {"label": f"{RUN_LABEL}={run_id}"}
     for c in client.containers.list(all=True, filters=flt):
@@ -61,6 +67,10 @@ def cleanup(run_id: str) -> None:
                 time.sleep(0.3)
     for v in client.volumes.list(filters=flt):
         v.remove(force=True)
+    while UPLOADED:
+        ref = f"dockyard/image-{UPLOADED.pop()}:latest"
+        with contextlib.suppress(docker.errors.APIError):  # gone, or used by a container
+            client.images.remove(ref)
 
 
 def httpd_archive(tmp: Path) -> Path:
@@ -78,6 +88,7 @@ def upload_image(http: httpx.Client, name: str, archive: Path, visibility: str =
     r = http.post("/image/v2/images", json=body)
     assert r.status_code == 201, r.text
     image_id = r.json()["id"]
+    UPLOADED.append(image_id)
     r = http.put(
         f"/image/v2/images/{image_id}/file",
         content=archive.read_bytes(),

@@ -16,6 +16,7 @@ import pytest
 from tests.support.cloud import BIN
 from tests.support.compute import (
     HTTPD_TAG,
+    UPLOADED,
     cleanup,
     container_of,
     containers_of_run,
@@ -106,6 +107,7 @@ def nginx(cloud, tmp_path_factory):
     ok(r)
     listed = cloud.cli_json("image", "list", cloud="dockyard")
     assert {"nginx"} <= {i["Name"] for i in listed if i["Status"] == "active"}
+    UPLOADED.extend(i["ID"] for i in listed if i["Name"] == "nginx")  # removed by cleanup
     return "nginx"
 
 

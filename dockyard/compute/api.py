@@ -1216,6 +1216,10 @@ def build(runtime: Runtime) -> ServiceApp:
             text = containers.logs(compute.client(host), server_id, length)
         except containers.ContainerGone as exc:
             raise Conflict(f"Console output is not available: {exc}.") from exc
+        except Exception as exc:  # noqa: BLE001 - the engine's trouble is not a 500 of ours
+            raise Conflict(
+                f"Console output is not available: compute host {host} did not answer ({exc})."
+            ) from exc
         if length is not None:
             lines = text.splitlines(keepends=True)
             text = "".join(lines[-length:]) if length else ""
@@ -1352,6 +1356,10 @@ def build(runtime: Runtime) -> ServiceApp:
                 ref, chunks = containers.snapshot(client, server_id, repo)
             except containers.ContainerGone as exc:
                 raise Conflict(f"Cannot snapshot: {exc}.") from exc
+            except Exception as exc:  # noqa: BLE001 - engine trouble is a 409, not a 500
+                raise Conflict(
+                    f"Cannot snapshot: compute host {host} did not commit the container ({exc})."
+                ) from exc
             try:
                 properties = {
                     **{str(k): str(v) for k, v in props.items()},
@@ -1359,7 +1367,12 @@ def build(runtime: Runtime) -> ServiceApp:
                     "instance_uuid": server_id,
                     "base_image_ref": image_id,
                 }
-                new_id = glue.create_image_from_stream(runtime, ctx, name, chunks, properties)
+                try:
+                    new_id = glue.create_image_from_stream(runtime, ctx, name, chunks, properties)
+                except ApiError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - e.g. docker save broke off
+                    raise Conflict(f"Cannot snapshot: saving the image failed ({exc}).") from exc
             finally:
                 containers.remove_image(client, ref)
         finally:

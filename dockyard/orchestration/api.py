@@ -1042,14 +1042,15 @@ def build(runtime: Runtime) -> ServiceApp:
                             f"Cancelling update when stack is {s.action}_{s.status} "
                             "is not supported."
                         )
-                    if action == "cancel_update" and not s.disable_rollback:
-                        s.new_template = None
-                        s.new_environment = None
-                        s.new_files = None
-                        eng.begin_action(session, s, "UPDATE")  # back to the stored template
+                    if action == "cancel_update":
+                        # back to the stored template (the running update stops by itself)
+                        eng.begin_action(session, s, "ROLLBACK")
                     else:
                         s.generation += 1
-                        eng.set_stack_state(session, s, s.action, "FAILED", "Stack cancelled")
+                        eng.set_stack_state(
+                            session, s, s.action, "FAILED", f"Stack {s.action} cancelled"
+                        )
+                    engine.runner.kick()
                     return
                 if s.status == "IN_PROGRESS":
                     raise in_progress(s.name, s.action)

@@ -222,8 +222,8 @@ class Engine:
             return  # this action already ended (a crash came after its last write)
         action = op.payload["action"]
         run = Run(self, stack, op.payload["generation"])
-        if stack.action == "ROLLBACK":  # resumed in the middle of the rollback
-            action = "ROLLBACK_UPDATE" if action == "UPDATE" else "ROLLBACK_CREATE"
+        if stack.action == "ROLLBACK":  # cancel_update, or resumed in the middle of a rollback
+            action = "ROLLBACK_UPDATE" if action in ("UPDATE", "ROLLBACK") else "ROLLBACK_CREATE"
         try:
             {
                 "ROLLBACK_CREATE": run.resume_rollback_create,
@@ -485,9 +485,10 @@ class Run:
             raise Failed(reason) from exc
 
     def _mark_failed(self, name: str, action: str, reason: str) -> None:
+        # also when superseded: the next action on this stack only starts once this one has
+        # ended (operations on one stack run in order), and it must not find IN_PROGRESS
         try:
-            if self._still_current():
-                self.transition(name, action, "FAILED", reason)
+            self.transition(name, action, "FAILED", reason)
         except Exception:  # noqa: BLE001
             log.exception("marking %s failed", name)
 

@@ -437,3 +437,25 @@ def test_resource_group_of_nested_templates(admin):
     left = [s for s in admin.get("/stacks?show_nested=true").json()["stacks"]
             if s["parent"] == stack["id"]]  # fmt: skip
     assert left == []
+
+
+def test_cancel_update_rolls_back(admin):
+    def tpl(value, wait=0):
+        props = {"value": value, "action_wait_secs": {"update": wait}}
+        return {"heat_template_version": "2016-10-14",
+                "resources": {"t": {"type": "OS::Heat::TestResource", "properties": props}},
+                "outputs": {"v": {"value": {"get_attr": ["t", "output"]}}}}  # fmt: skip
+
+    url = create(admin, "api-cancel", tpl("one"))
+    wait_status(admin, url, "CREATE_COMPLETE")
+    assert admin.post(url + "/actions", json={"cancel_update": None}).status_code == 400
+    assert admin.put(url, json={"template": tpl("two", wait=60)}).status_code == 202
+    r = admin.put(url, json={"template": tpl("three")})
+    assert r.status_code == 409 and r.json()["error"]["type"] == "ActionInProgress"
+    time.sleep(0.5)
+    assert admin.post(url + "/actions", json={"cancel_update": None}).status_code == 200
+    stack = wait_status(admin, url, "ROLLBACK_COMPLETE")
+    assert {o["output_key"]: o["output_value"] for o in stack["outputs"]} == {"v": "one"}
+    assert admin.get(url + "/template").json() == tpl("one")
+    res = admin.get(url + "/resources/t").json()["resource"]
+    assert not res["resource_status"].endswith("IN_PROGRESS"), res

@@ -198,7 +198,13 @@ def test_validation_errors(admin):
     r = post(num, parameters={"n": "abc"})
     assert r.status_code == 400 and "'n'" in r.json()["error"]["message"]
     r = post("heat_template_version: 2015-10-15\ndescription: " + "x" * 600000)
-    assert r.status_code in (400, 413)
+    assert r.status_code == 400 and "exceeds maximum allowed size" in r.json()["error"]["message"]
+    immutable = {"heat_template_version": "2016-10-14",
+                 "parameters": {"p": {"type": "string", "immutable": True}}}  # fmt: skip
+    url = create(admin, "api-immutable", immutable, parameters={"p": "a"})
+    wait_status(admin, url, "CREATE_COMPLETE")
+    r = admin.patch(url, json={"parameters": {"p": "b"}})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "ImmutableParameterModified"
     custom = {"heat_template_version": "2015-10-15", "parameters": {
         "img": {"type": "string", "constraints": [{"custom_constraint": "glance.image"}]},
         "net": {"type": "string", "default": "x",

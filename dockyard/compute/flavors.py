@@ -63,9 +63,12 @@ def get(session: Session, ctx: RequestContext, flavor_id: str) -> Flavor:
 
 
 def for_boot(session: Session, ctx: RequestContext, flavor_ref: str) -> Flavor:
-    """The flavor a create/resize names (by id, or by its link), or 400 as Nova answers."""
+    """The flavor a create/resize names (by id, its link, or its name), or 400 as Nova
+    answers. Also the interface orchestration uses to check a template's flavor."""
     ref = str(flavor_ref).rstrip("/").rsplit("/", 1)[-1]
     flavor = session.get(Flavor, ref)
+    if flavor is None:  # a name (what templates use); ids win, as in the clients' lookups
+        flavor = session.scalar(select(Flavor).where(Flavor.name == str(flavor_ref)))
     if flavor is None or not visible(session, ctx, flavor):
         raise BadRequest(f"Flavor {flavor_ref} could not be found.")
     if flavor.disabled:

@@ -8,8 +8,12 @@ import hashlib
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from dockyard.api.errors import BadRequest
+from dockyard.api.context import RequestContext
+from dockyard.api.errors import BadRequest, NotFound
+from dockyard.compute.models import KeyPair
 
 SSH_TYPES = (
     "ssh-rsa",
@@ -78,3 +82,12 @@ def generate(key_type: str = "ssh") -> tuple[str, str]:
         .decode()
     )
     return private, public + " Generated-by-Nova"
+
+
+def lookup(session: Session, ctx: RequestContext, name: str) -> KeyPair:
+    """The caller's key pair by name (key pairs belong to users), or NotFound. The interface
+    other services (orchestration's nova.keypair constraint) may use."""
+    kp = session.scalar(select(KeyPair).where(KeyPair.user_id == ctx.user_id, KeyPair.name == name))
+    if kp is None:
+        raise NotFound(f"Keypair {name} not found for user {ctx.user_id}.")
+    return kp

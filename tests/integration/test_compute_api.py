@@ -561,7 +561,7 @@ def test_microversion_2_1_create_and_shapes(demo, image):
     """novaclient at 2.1 sends no `networks`: the server gets the project's network, and the
     response has the 2.1 shapes (flavor as id+links, no 2.x-only fields)."""
     v21 = {"X-OpenStack-Nova-API-Version": "2.1"}
-    body = {"server": {"name": "old", "imageRef": image, "flavorRef": "1"}}
+    body = {"server": {"name": "old", "imageRef": image, "flavorRef": "m1.tiny"}}  # by name
     r = demo.post(C + "/servers", json=body, headers=v21)
     assert r.status_code == 202, r.text
     sid = r.json()["server"]["id"]

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import BACKENDS, make_database_url
+from tests.support.cloud import Cloud, free_port
 from tests.support.compute import (
     MV,
     UPLOADED,
@@ -695,3 +696,43 @@ def test_security_group_by_id_shows_its_name(demo, image):
     r = demo.post(C + "/servers", json=bad, headers=MV)
     assert r.status_code == 400 and "no-such-group" in r.text
     delete(demo, sid)
+
+
+def test_two_processes_share_postgresql_without_double_work(tmp_path, pg_databases):
+    """Two dockyards on one PostgreSQL database: operations are claimed by both (SKIP
+    LOCKED), and every server still gets exactly one container."""
+    import psycopg
+
+    url = make_database_url("postgresql", pg_databases)
+    a, run_id = make_cloud(tmp_path / "home", url)
+    a.start()
+    b = Cloud(home=a.home, port=free_port(), database_url=url, extra_env=dict(a.extra_env))
+    b.start()
+    try:
+        with a.client(a.token("demo")) as demo_a, b.client(b.token("demo")) as demo_b:
+            image = upload_image(demo_a, "httpd", httpd_archive(tmp_path))
+            ids = []
+            for i in range(10):
+                http = demo_a if i % 2 else demo_b
+                ids.append(boot(http, image, name=f"pair-{i}", networks="none"))
+            for sid in ids:
+                wait_for(demo_a, sid, "ACTIVE", timeout=60)
+            by_server: dict[str, int] = {}
+            for c in containers_of_run(run_id):
+                sid = c.labels["dockyard.server_id"]
+                by_server[sid] = by_server.get(sid, 0) + 1
+            assert by_server == dict.fromkeys(ids, 1)
+            with psycopg.connect(url) as conn:
+                owners = conn.execute(
+                    "SELECT DISTINCT split_part(owner, ':', 2) FROM tasks_operations "
+                    "WHERE kind = 'compute.create'"
+                ).fetchall()
+            assert len(owners) == 2, owners  # both processes did some of the work
+            for sid in ids:
+                assert demo_b.delete(C + f"/servers/{sid}").status_code == 204
+            for sid in ids:
+                wait_gone(demo_a, sid)
+    finally:
+        b.stop()
+        a.stop()
+        cleanup(run_id)

@@ -38,12 +38,20 @@ class _Clients:
         self._lock = threading.Lock()
         self._by_url: dict[str, docker.APIClient] = {}
 
-    def get(self, url: str, timeout: int) -> docker.APIClient:
+    def get(self, url: str, timeout: int, tls: dict | None = None) -> docker.APIClient:
         with self._lock:
             client = self._by_url.get(url)
             if client is None:
+                tls_config = False
+                if tls:  # a compute host's files {"ca", "cert", "key"}
+                    from docker.tls import TLSConfig
+
+                    cert = (tls["cert"], tls["key"]) if tls.get("cert") and tls.get("key") else None
+                    tls_config = TLSConfig(
+                        client_cert=cert, ca_cert=tls.get("ca"), verify=bool(tls.get("ca"))
+                    )
                 client = docker.APIClient(
-                    base_url=url, timeout=timeout, version="auto", max_pool_size=64
+                    base_url=url, timeout=timeout, version="auto", max_pool_size=64, tls=tls_config
                 )
                 self._by_url[url] = client
             return client
@@ -58,9 +66,9 @@ class _Clients:
 _CLIENTS = _Clients()
 
 
-def connect(url: str, timeout: int = 60) -> docker.APIClient:
+def connect(url: str, timeout: int = 60, tls: dict | None = None) -> docker.APIClient:
     try:
-        return _CLIENTS.get(url, timeout)
+        return _CLIENTS.get(url, timeout, tls)
     except DockerException as exc:
         _CLIENTS.drop(url)
         raise DockerFailure(f"cannot reach the Docker engine at {url}: {exc}") from exc
@@ -104,26 +112,28 @@ def ensure_volume(client: docker.APIClient, name: str, labels: dict[str, str]) -
         client.create_volume(name=name, labels=labels)
 
 
-def deliver_image(url: str, image: Any) -> str:
+def deliver_image(url: str, image: Any, tls: dict | None = None) -> str:
     """Put an image of the image service on the engine at url (image's delivery interface:
     streamed `docker load`, once per engine); returns the local reference to run."""
     from dockyard.docker.images import DeliveryError, ensure_image
 
     client = docker.DockerClient.__new__(docker.DockerClient)
-    client.api = _CLIENTS.get(url, 600)
+    client.api = _CLIENTS.get(url, 600, tls)
     try:
         return ensure_image(client, image)
     except (DeliveryError, APIError, DockerException) as exc:
         raise DockerFailure(f"image {image.id} could not be delivered: {_explain(exc)}") from exc
 
 
-def attach_to_port(url: str, body: dict, binding: Any, aliases: list[str]) -> None:
+def attach_to_port(
+    url: str, body: dict, binding: Any, aliases: list[str], tls: dict | None = None
+) -> None:
     """Put the container of `body` on the port's Docker network at exactly its IP and MAC
     (networking's interface), making the network on that engine first if needed."""
     from dockyard.docker import networks as dn
 
     client = docker.DockerClient.__new__(docker.DockerClient)
-    client.api = _CLIENTS.get(url, 60)  # the high-level view of the shared low-level client
+    client.api = _CLIENTS.get(url, 60, tls)  # the high-level view of the shared low-level client
     try:
         if getattr(binding, "network_spec", None) is not None:
             dn.ensure_network(client, binding)

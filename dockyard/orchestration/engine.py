@@ -465,6 +465,7 @@ class Run:
                     deletion_policy=defn.active[name].deletion_policy,
                 )
             plugin = self.plugin_for(row, props, defn)
+            plugin.persist = lambda: self.save(name, data=plugin.data)
             plugin.validate()
             if not row.physical_id:
                 external = defn.active[name].external_id

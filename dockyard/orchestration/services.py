@@ -113,3 +113,19 @@ class Services:
             return None
 
         return check
+
+    def pick_host(self, ctx: Context, memory_bytes: int | None) -> tuple[str, str, dict] | None:
+        """(name, url, tls) of the compute host the scheduler picks for a container, None when
+        this build has no compute; NoValidHost (compute's) naming why each host was refused."""
+        try:
+            from dockyard.compute import hosts, scheduler
+        except ImportError:
+            return None
+        ram_mb = -(-int(memory_bytes or 0) // (1024 * 1024))
+        with self.runtime.db.session() as session:
+            states = hosts.snapshot(session, self.runtime.settings)
+            if not states:
+                return None
+            decision = scheduler.select_host(states, scheduler.BootRequest(ram_mb=ram_mb, vcpus=0))
+            host = hosts.get(session, decision.host.name)
+            return host.name, host.url, dict(host.tls or {})

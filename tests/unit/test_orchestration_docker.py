@@ -122,3 +122,48 @@ def test_replacement_order_and_attributes_without_a_container():
     assert not p.replace_delete_first()
     assert p.needs_replace({}, {"env"})  # every change replaces, as upstream
     assert p.attribute("network_ip") is None and p.reference() == "c"
+
+
+def test_placement_through_the_scheduler():
+    calls = []
+
+    class NoValidHost(Exception):
+        pass
+
+    class Sched(FakeServices):
+        def pick_host(self, ctx, memory):
+            calls.append(memory)
+            if len(calls) == 1:
+                raise NoValidHost("No valid host was found. local: Docker engine does not answer")
+            return "h2", "tcp://10.1.2.3:2376", {"ca": "/ca.pem"}
+
+    p = plugin({"image": "i", "memory": 64 * 2**20})
+    p.ctx.services = Sched()
+    saved = []
+    p.persist = lambda: saved.append(dict(p.data))
+    p._place()
+    assert calls == [64 * 2**20, 64 * 2**20]  # refused once (engine not probed yet), then placed
+    assert p.data["host"] == "h2" and p._url() == "tcp://10.1.2.3:2376" and saved
+    q = plugin(
+        {"image": "i", "docker_endpoint": "tcp://10.0.0.5:2375"}, allowed="tcp://10.0.0.5:2375"
+    )
+    q.ctx.services = Sched()
+    q._place()
+    assert "host" not in q.data and q._url() == "tcp://10.0.0.5:2375"
+
+
+def test_placement_failure_names_the_reasons():
+    class NoValidHost(Exception):
+        pass
+
+    class Never(FakeServices):
+        def pick_host(self, ctx, memory):
+            raise NoValidHost("No valid host was found. h1: needs 99999 MB, has 100")
+
+    from dockyard.orchestration.errors import ResourceFailure
+
+    p = plugin({"image": "i"})
+    p.ctx.services = Never()
+    p.placement_wait = 0
+    with pytest.raises(ResourceFailure, match="needs 99999 MB"):
+        p._place()

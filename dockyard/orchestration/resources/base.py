@@ -4,6 +4,7 @@ idempotent steps; the engine does ordering, parallelism, persistence, events and
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -189,6 +190,8 @@ class Resource:
         self.physical_id = physical_id
         self.data: dict = dict(data or {})
         self.incarnation = incarnation
+        # set by the engine: commit `data` now (before a step a crash must not repeat blindly)
+        self.persist: Callable[[], None] = lambda: None
 
     # validation beyond the schema (runs in the API before anything happens)
     def validate(self) -> None:

@@ -5,6 +5,7 @@ owns or an admin allowed."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from dockyard.api.errors import ApiError, Forbidden
@@ -120,6 +121,8 @@ class DockerContainer(Resource):
         "logs_tail": {"description": "Container last logs line."},
     }
     poll_interval = 0.25
+    # seconds to wait for a compute host to fit (a freshly started cloud probes its engines)
+    placement_wait = 30.0
 
     # ---- validation (API side, and again before any connection) ---------------------
 
@@ -207,10 +210,32 @@ class DockerContainer(Resource):
             self.check_endpoint(endpoint)  # again: it may only be known now
             norm = normalize_endpoint(endpoint) or endpoint
             return norm.replace("http://", "tcp://", 1) if norm.startswith("http://") else norm
-        return self.ctx.settings.docker_url
+        # the compute host the scheduler chose at create time (kept for every later call)
+        return self.data.get("host_url") or self.ctx.settings.docker_url
 
     def _client(self):
-        return dc.connect(self._url())
+        return dc.connect(self._url(), tls=self.data.get("host_tls") or None)
+
+    def _place(self) -> None:
+        """Without docker_endpoint: a compute host chosen by compute's scheduler (filters:
+        enabled and answering, RAM for `memory`; weighed by free RAM)."""
+        if self.properties.get("docker_endpoint") or self.data.get("host_url"):
+            return
+        if self.ctx.services is None:
+            return
+        deadline = time.monotonic() + self.placement_wait
+        while True:
+            try:
+                picked = self.ctx.services.pick_host(self.ctx, self.properties.get("memory"))
+                break
+            except Exception as exc:  # compute's NoValidHost: hosts may still be probed
+                if type(exc).__name__ != "NoValidHost" or time.monotonic() > deadline:
+                    raise ResourceFailure(str(exc), "ResourceInError") from exc
+                time.sleep(1)
+        if picked is not None:
+            name, url, tls = picked
+            self.data.update(host=name, host_url=url, host_tls=tls)
+            self.persist()  # a retried create must look on the same host
 
     def _labels(self) -> dict[str, str]:
         labels = dict(_extra_labels(self.ctx.settings))
@@ -228,6 +253,7 @@ class DockerContainer(Resource):
         return f"dockyard-{self.ctx.project_id[:12]}-{name}"
 
     def create(self) -> str:
+        self._place()
         try:
             client = self._client()
             found = dc.find(client, {dc.INCARNATION_LABEL: self.incarnation})
@@ -245,7 +271,7 @@ class DockerContainer(Resource):
                     boot = self.ctx.services.boot_image(self.ctx, image)
                 except ApiError as exc:
                     raise ResourceFailure(exc.message, "ResourceInError") from exc
-                image = dc.deliver_image(self._url(), boot)
+                image = dc.deliver_image(self._url(), boot, self.data.get("host_tls"))
                 self.data["image_ref"] = image
             else:
                 dc.ensure_image(client, image)
@@ -275,7 +301,7 @@ class DockerContainer(Resource):
                 aliases = [self.name] + (
                     [self.properties["name"]] if self.properties.get("name") else []
                 )
-                dc.attach_to_port(self._url(), body, binding, aliases)
+                dc.attach_to_port(self._url(), body, binding, aliases, self.data.get("host_tls"))
             cid = dc.create(client, body, self.properties.get("name"))
             dc.start(client, cid)
             self.data["started"] = True

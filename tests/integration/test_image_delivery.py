@@ -102,8 +102,9 @@ def test_ensure_loads_streamed_tags_traceably_and_only_once(engine, saved, tmp_p
     assert host_copy.tags == [ref]
     assert "hello from dockyard" in run_in(engine, ref, "cat /var/www/index.html")
     assert ensure_image(engine, image) == ref  # present: nothing to do
-    loads = events(engine, start, "load")
-    assert [e["id"] for e in loads] == [image.config_digest]
+    # the engine is shared (other suites may load their own images): count this image's loads
+    loads = [e for e in events(engine, start, "load") if e["id"] == image.config_digest]
+    assert len(loads) == 1
 
 
 def test_twenty_concurrent_ensures_load_once(engine, saved, tmp_path, delivered):

@@ -276,6 +276,11 @@ def main() -> int:
             shell=True,
             capture_output=True,
         )
+        subprocess.run(
+            f"docker network rm $(docker network ls -q --filter label={raw_label})",
+            shell=True,
+            capture_output=True,
+        )
     return 0
 
 

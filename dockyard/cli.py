@@ -15,6 +15,7 @@ import uvicorn
 
 from dockyard.app import build_runtime, create_app
 from dockyard.clouds import known_passwords, write_client_files
+from dockyard.compute import hostctl
 from dockyard.config import Settings, load_settings
 from dockyard.identity.bootstrap import bootstrap
 from dockyard.identity.keys import rotate_keys
@@ -111,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     rot = sub.add_parser("rotate-keys", help="rotate the token signing keys")
     rot.set_defaults(func=cmd_rotate_keys)
     add_image_cli(sub)
+    sub.add_parser("host", help="manage compute hosts: add, list, enable, disable (see --help)")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["host"]:
+        return hostctl.main(argv[1:])
     args = parser.parse_args(argv)
     return args.func(args)
 

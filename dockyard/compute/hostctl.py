@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--reason", default="")
     args = parser.parse_args(argv)
     settings = load_settings()
+    if not settings.database_url and not (settings.home / "dockyard.db").exists():
+        print(f"no dockyard state in {settings.home}: run `dockyard up` first", file=sys.stderr)
+        return 1
     db = Database(settings.db_url)
     db.migrate()
     try:

@@ -132,3 +132,27 @@ def test_first_start_bootstraps_and_second_start_reuses(tmp_path, fresh_cloud):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_dockyard_host_commands(fresh_cloud):
+    def host(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(BIN / "dockyard"), "host", *args],
+            env=fresh_cloud.server_env(),
+            capture_output=True,
+            text=True,
+        )
+
+    r = host("list")
+    assert r.returncode == 1 and "run `dockyard up` first" in r.stderr
+    fresh_cloud.start()
+    for _ in range(50):
+        r = host("list")
+        if "local" in r.stdout:
+            break
+        time.sleep(0.2)
+    assert r.returncode == 0 and "local" in r.stdout, r.stdout + r.stderr
+    r = host("add", "spare", "tcp://127.0.0.1:1", "--no-check")
+    assert r.returncode == 0, r.stderr
+    assert "spare" in host("list").stdout
+    assert host("disable", "spare", "--reason", "maintenance").returncode == 0

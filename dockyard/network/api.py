@@ -287,6 +287,15 @@ def build(runtime: Runtime) -> ServiceApp:
                 return {"extension": _ext(a, n, d)}
         raise NotFound(f"Extension with alias {alias} does not exist", kind="ExtensionNotFound")
 
+    @app.get("/v2.0/availability_zones")
+    def availability_zones(ctx: Ctx) -> dict:
+        enforce(ctx, "network:list_extensions")
+        zones = [
+            {"name": "nova", "resource": "network", "state": "available"},
+            {"name": "nova", "resource": "router", "state": "available"},
+        ]
+        return {"availability_zones": zones}
+
     # ---- networks --------------------------------------------------------------------
 
     def subnet_ids(s: Session, network_ids: list[str]) -> dict[str, list[str]]:

@@ -112,3 +112,11 @@ def test_projects_see_only_their_networks(cloud):
     assert shared["id"] in [n["ID"] for n in demo_view]
     for name in ("adminonly", "everyone"):
         assert cloud.cli("network delete", name).returncode == 0
+
+
+def test_availability_zone_list(cloud):
+    zones = cloud.cli_json("availability zone list", "--long")
+    seen = {(z["Zone Name"], z.get("Service Name") or z.get("Zone Resource")) for z in zones}
+    names = {z["Zone Name"] for z in zones}
+    assert names == {"nova"}, zones
+    assert len(seen) >= 2, zones  # compute and network both answer

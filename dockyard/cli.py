@@ -20,6 +20,7 @@ from dockyard.config import Settings, load_settings
 from dockyard.identity.bootstrap import bootstrap
 from dockyard.identity.keys import rotate_keys
 from dockyard.identity.service import prune_revocations
+from dockyard.image.demo import ensure_demo_image
 from dockyard.logs import configure_logging
 from dockyard.network.networks import bootstrap as network_bootstrap
 from dockyard.orchestration.dockerhost import add_cli as add_image_cli
@@ -46,6 +47,7 @@ def prepare(settings: Settings) -> tuple[object, str]:
     osc = shutil.which("openstack") or str(Path(sys.executable).with_name("openstack"))
     clouds = write_client_files(settings.home, auth_url, settings.region, passwords)
     app = create_app(runtime)
+    demo_image = ensure_demo_image(runtime) if settings.demo_image else None
     lines = [
         f"dockyard is serving on {settings.base_url} (state in {settings.home})",
         "Point the openstack CLI at it:",
@@ -54,6 +56,13 @@ def prepare(settings: Settings) -> tuple[object, str]:
         f"  {osc} --os-cloud dockyard-admin project list   # user admin, project admin",
         f"or: source {settings.home}/openrc-demo (or openrc-admin)",
     ]
+    if demo_image:
+        lines += [
+            "Boot the demo image (busybox httpd) and open its page:",
+            f"  {osc} --os-cloud dockyard server create --image demo --flavor m1.tiny "
+            "--network private web1 --wait",
+            f"  {osc} --os-cloud dockyard server list     # then: curl http://<its private IP>/",
+        ]
     shown = {
         u: p for u, p in result.created_passwords.items() if not getattr(settings, f"{u}_password")
     }

@@ -32,6 +32,7 @@ class Settings:
     admin_password: str = ""
     demo_password: str = ""
     docker_url: str = "unix:///var/run/docker.sock"
+    demo_image: int = 1
     compute_host: str = "local"
     # images: per-project quotas (-1 = unlimited) and registries docker_image may name
     image_quota_images: int = 100

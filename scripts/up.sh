@@ -5,4 +5,5 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 setup_python "[clients]"
 setup_docker
+apt_install busybox-static # the demo image is built from it
 exec "$VENV/bin/dockyard" up "$@"

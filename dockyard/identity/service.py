@@ -356,6 +356,34 @@ def token_body(info: TokenInfo, catalog: list[dict] | None) -> dict:
     return {"token": body}
 
 
+def system_context(session: Session, request_id: str = "req-system") -> RequestContext:
+    """The bootstrap admin acting in the admin project, for dockyard's own setup work."""
+    user = session.scalar(
+        select(User).where(User.name == "admin", User.domain_id == DEFAULT_DOMAIN_ID)
+    )
+    project = session.scalar(
+        select(Project).where(Project.name == "admin", Project.domain_id == DEFAULT_DOMAIN_ID)
+    )
+    if user is None or project is None:
+        raise RuntimeError("identity is not bootstrapped: no admin user or project")
+    roles = roles_on(session, user.id, "project", project.id)
+    now = datetime.now(UTC)
+    return RequestContext(
+        request_id=request_id,
+        user_id=user.id,
+        user_name=user.name,
+        user_domain_id=user.domain_id,
+        roles=frozenset(r.name for r in roles),
+        expires_at=now + timedelta(hours=1),
+        issued_at=now,
+        audit_ids=(),
+        methods=("system",),
+        project_id=project.id,
+        project_name=project.name,
+        project_domain_id=project.domain_id,
+    )
+
+
 def get_or_404(session: Session, model: type, ident: str, what: str):
     obj = session.get(model, ident)
     if obj is None:

@@ -53,6 +53,7 @@ class Cloud:
             DOCKYARD_ADMIN_PASSWORD=ADMIN_PASSWORD,
             DOCKYARD_DEMO_PASSWORD=DEMO_PASSWORD,
             DOCKYARD_LOG_LEVEL="DEBUG",
+            DOCKYARD_DEMO_IMAGE="0",
         )
         if self.database_url:
             env["DOCKYARD_DATABASE_URL"] = self.database_url

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -47,9 +49,66 @@ def _cloud(home: Path, **env) -> Cloud:
     )
 
 
+def _sh(*args: str) -> None:
+    subprocess.run(list(args), check=True, capture_output=True)
+
+
 @pytest.fixture(scope="module")
-def heat(tmp_path_factory, docker):
+def engine2():
+    """A second Docker engine in a network namespace of this test (stand-in for a Docker-host
+    server, story step 7), reached over a veth pair at tcp://<its address>:2375. Being in its
+    own namespace it has its own docker0 and iptables: it cannot touch the host's. Removed
+    (engine, namespace, data) after the module."""
+    if shutil.which("dockerd") is None:
+        pytest.fail("dockerd is needed for the TCP engine of these tests (apt install docker.io)")
+    tag = uuid.uuid4().hex[:6]
+    ns, host_if, ns_if = f"dyheat-{tag}", f"dyh{tag}", f"dyn{tag}"
+    octet = int(tag[:2], 16) % 200 + 20
+    host_ip, ns_ip = f"10.254.{octet}.1", f"10.254.{octet}.2"
+    root = Path(tempfile.mkdtemp(prefix="dockyard-engine2-", dir="/tmp"))
+    _sh("ip", "netns", "add", ns)
+    proc = None
+    try:
+        _sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        _sh("ip", "link", "set", ns_if, "netns", ns)
+        _sh("ip", "addr", "add", f"{host_ip}/30", "dev", host_if)
+        _sh("ip", "link", "set", host_if, "up")
+        _sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{ns_ip}/30", "dev", ns_if)
+        _sh("ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up")
+        _sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        url = f"tcp://{ns_ip}:2375"
+        proc = subprocess.Popen(
+            # nsenter, not `ip netns exec`: that one remounts /sys and hides the cgroups
+            ["nsenter", f"--net=/var/run/netns/{ns}", "dockerd", "--data-root", str(root / "data"),
+             "--exec-root", str(root / "exec"), "--pidfile", str(root / "docker.pid"),
+             "-H", url, "--bip", "172.31.254.1/24"],
+            stdout=open(root / "log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while subprocess.run(["docker", "-H", url, "version"], capture_output=True).returncode:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail(
+                    f"the test's dockerd did not start: {(root / 'log').read_text()[-2000:]}"
+                )
+            time.sleep(0.2)
+        yield url
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
+        subprocess.run(["ip", "link", "delete", host_if], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def heat(tmp_path_factory, docker, engine2):
     c = _cloud(tmp_path_factory.mktemp("heat-e2e"))
+    c.extra_env["DOCKYARD_HEAT_ALLOWED_ENDPOINTS"] = f"{SOCKET},{engine2}"
     c.start()
     yield c
     c.stop()
@@ -344,3 +403,47 @@ def test_dockyard_image_build_docker_host_uploads_with_progress(heat, docker, tm
     finally:
         heat.cli("image", "delete", "dh-test")
         subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+
+
+def test_story_step7_containers_on_a_tcp_docker_host(heat, engine2, tmp_path):
+    """Two containers whose docker_endpoint is built with str_replace from the host's address
+    (what get_attr of a Docker-host server gives), the image coming from the image service
+    (the host cannot pull); `docker -H tcp://... ps` on that host lists them."""
+    archive = tmp_path / "busybox.tar"
+    subprocess.run(["docker", "save", "-o", str(archive), IMAGE], check=True)
+    image = djson(heat, "image", "create", "--container-format", "docker", "--disk-format",
+                  "raw", "--file", str(archive), "heat-remote-busybox")  # fmt: skip
+    host, port = engine2.removeprefix("tcp://").split(":")
+    endpoint = {
+        "str_replace": {
+            "template": "tcp://HOST:PORT",
+            "params": {"HOST": {"get_param": "host"}, "PORT": port},
+        }
+    }
+    doc = {"heat_template_version": "2015-10-15",
+           "parameters": {"host": {"type": "string"}},
+           "resources": {n: {"type": "DockerInc::Docker::Container", "properties": {
+               "image": image["id"], "cmd": ["sleep", "600"], "docker_endpoint": endpoint}}
+               for n in ("one", "two")}}  # fmt: skip
+    tpl = write(tmp_path, "remote.yml", doc)
+    r = dcli(heat, "stack", "create", "-t", tpl, "--parameter", f"host={host}", "remote", "--wait")
+    assert r.returncode == 0, r.stderr + heat.tail()
+    sid = djson(heat, "stack", "show", "remote")["id"]
+    ps = subprocess.run(
+        ["docker", "-H", engine2, "ps", "--filter", f"label=dockyard.stack_id={sid}",
+         "--format", "{{.Label \"dockyard.resource\"}} {{.Image}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split("\n")  # fmt: skip
+    assert sorted(x for x in ps if x) == [
+        f"one dockyard/image-{image['id']}:latest",
+        f"two dockyard/image-{image['id']}:latest",
+    ]
+    assert stack_containers(docker_client(), sid) == []  # nothing on the local engine
+    assert dcli(heat, "stack", "delete", "remote", "--yes", "--wait").returncode == 0
+    left = subprocess.run(
+        ["docker", "-H", engine2, "ps", "-aq", "--filter", f"label=dockyard.stack_id={sid}"],
+        capture_output=True,
+        text=True,
+    )
+    assert left.stdout.strip() == ""
+    dcli(heat, "image", "delete", image["id"])

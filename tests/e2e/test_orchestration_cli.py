@@ -370,6 +370,7 @@ def test_image_from_the_image_service_is_delivered(heat, docker, tmp_path):
     assert c["Image"] == f"dockyard/image-{image['id']}:latest" and c["State"] == "running"
     assert dcli(heat, "stack", "delete", "fromglance", "--yes", "--wait").returncode == 0
     dcli(heat, "image", "delete", image["id"])
+    subprocess.run(["docker", "rmi", f"dockyard/image-{image['id']}:latest"], capture_output=True)
 
 
 def test_dockyard_image_build_docker_host_uploads_with_progress(heat, docker, tmp_path):

@@ -429,6 +429,11 @@ class Resolver:
             return self.scope.condition(expr)
         if isinstance(expr, dict) and len(expr) == 1:
             ((key, _),) = expr.items()
+            if key in ("contains", "yaql") and key not in self.version.condition_functions:
+                raise FunctionError(
+                    f'"{key}" is not a condition function of heat_template_version '
+                    f"{self.version.date}"
+                )
             if key in ("equals", "not", "and", "or", "contains", "get_param", "yaql"):
                 value = self._table[key](expr[key])
                 if key == "get_param":

@@ -299,3 +299,17 @@ def test_resource_properties_are_validated():
     doc["resources"]["r"]["properties"] = {"bogus": 1}
     with pytest.raises(TemplateError, match="Unknown Property bogus"):
         _defn(doc).properties("r", Placeholders())
+
+
+def test_condition_functions_follow_the_version():
+    doc = {"heat_template_version": "2016-10-14",
+           "conditions": {"c": {"contains": ["a", ["a"]]}}}  # fmt: skip
+    with pytest.raises(TemplateError, match="not a condition function"):
+        _defn(doc)
+    doc["heat_template_version"] = "2017-09-01"
+    assert _defn(doc).conditions == {"c": True}
+    doc["conditions"] = {"c": {"and": [True, {"or": [False, {"not": False}]}]}, "d": "c"}
+    assert _defn(doc).conditions == {"c": True, "d": True}
+    doc["conditions"] = {"c": "d", "d": "c"}
+    with pytest.raises(TemplateError, match="Circular"):
+        _defn(doc)

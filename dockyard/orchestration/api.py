@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse, Response
 
@@ -631,7 +632,10 @@ def build(runtime: Runtime) -> ServiceApp:
                 created_at=utcnow(),
             )
             session.add(s)
-            session.flush()
+            try:
+                session.flush()
+            except IntegrityError:  # a concurrent create of the same name won
+                raise stack_exists(name) from None
             eng.begin_action(session, s, "CREATE")
             url = stack_url(project, s)
         engine.runner.kick()
@@ -1046,7 +1050,7 @@ def build(runtime: Runtime) -> ServiceApp:
                         # back to the stored template (the running update stops by itself)
                         eng.begin_action(session, s, "ROLLBACK")
                     else:
-                        s.generation += 1
+                        s.generation = Stack.generation + 1  # in SQL, like begin_action
                         eng.set_stack_state(
                             session, s, s.action, "FAILED", f"Stack {s.action} cancelled"
                         )

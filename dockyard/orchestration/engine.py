@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from dockyard.api.errors import ApiError
 from dockyard.db.base import utcnow
@@ -97,9 +97,35 @@ def set_stack_state(session, stack: Stack, action: str, status: str, reason: str
     add_event(session, stack.id, stack.name, "OS::Heat::Stack", stack.id, action, status, reason)
 
 
+def set_state_if_current(
+    db, stack: Stack, generation: int, action: str, status: str, reason: str, **changes: Any
+) -> bool:
+    """UPDATE the stack's state WHERE its generation is still `generation`; the event only
+    when it was. Read-then-write would race the API bumping the generation."""
+    values = {"action": action, "status": status, "status_reason": reason, **changes}
+    if action != "CREATE":
+        values.setdefault("updated_at", utcnow())
+    with db.session() as s:
+        done = s.execute(
+            update(Stack)
+            .where(Stack.id == stack.id, Stack.generation == generation)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if done.rowcount != 1:
+            return False
+        add_event(s, stack.id, stack.name, "OS::Heat::Stack", stack.id, action, status, reason)
+        s.flush()
+        purge_events(s, stack.id)
+        return True
+
+
 def begin_action(session, stack: Stack, action: str) -> dict:
     """Mark a new action IN_PROGRESS (superseding any running one); returns the op payload."""
-    stack.generation += 1
+    session.flush()
+    stack.generation = Stack.generation + 1  # in SQL: concurrent bumps cannot collapse
+    session.flush()
+    session.refresh(stack, ["generation"])
     stack.action_started_at = utcnow()
     set_stack_state(session, stack, action, "IN_PROGRESS", f"Stack {action} started")
     payload = {"action": action, "generation": stack.generation}
@@ -241,8 +267,13 @@ class Engine:
     def _op_failed(self, op, message: str) -> None:
         with self.db.session() as s:
             stack = s.get(Stack, op.target)
-            if stack and stack.generation == op.payload.get("generation"):
-                set_stack_state(s, stack, op.payload["action"], "FAILED", message)
+            if stack is not None:
+                s.expunge(stack)
+        if stack is not None:
+            set_state_if_current(
+                self.db, stack, op.payload.get("generation"), op.payload["action"], "FAILED",
+                message,
+            )  # fmt: skip
 
 
 class Run:
@@ -288,16 +319,11 @@ class Run:
                 log.exception("watching stack %s", self.stack.id)
 
     def finish(self, action: str, status: str, reason: str, **changes: Any) -> bool:
-        with self.db.session() as s:
-            stack = s.get(Stack, self.stack.id)
-            if stack is None or stack.generation != self.generation:
-                return False
-            for k, v in changes.items():
-                setattr(stack, k, v)
-            set_stack_state(s, stack, action, status, reason)
-            s.flush()
-            purge_events(s, stack.id)
-            return True
+        """Set the stack's state (and columns) only if this action is still the current one:
+        one conditional UPDATE, so an action the API superseded meanwhile writes nothing."""
+        return set_state_if_current(
+            self.db, self.stack, self.generation, action, status, reason, **changes
+        )
 
     def rows(self) -> dict[str, StackResource]:
         with self.db.session() as s:
@@ -573,10 +599,10 @@ class Run:
             self.finish("ROLLBACK", "COMPLETE", "Stack ROLLBACK completed successfully")
 
     def rollback_create(self) -> None:
-        with self.db.session() as s:
-            stack = s.get(Stack, self.stack.id)
-            set_stack_state(s, stack, "ROLLBACK", "IN_PROGRESS", "Stack ROLLBACK started")
-            stack.action_started_at = utcnow()
+        if not self.finish(
+            "ROLLBACK", "IN_PROGRESS", "Stack ROLLBACK started", action_started_at=utcnow()
+        ):
+            return
         self.cancel.clear()
         self.timed_out = False
         self.deadline = utcnow() + timedelta(minutes=self.stack.timeout_mins or 60)
@@ -659,9 +685,8 @@ class Run:
         if not self.finish(action, "FAILED", reason):
             return
         if not rollback and not self.stack.disable_rollback:
-            with self.db.session() as s:
-                stack = s.get(Stack, self.stack.id)
-                set_stack_state(s, stack, "ROLLBACK", "IN_PROGRESS", "Stack ROLLBACK started")
+            if not self.finish("ROLLBACK", "IN_PROGRESS", "Stack ROLLBACK started"):
+                return
             self.cancel.clear()
             self.timed_out = False
             self.deadline = utcnow() + timedelta(minutes=self.stack.timeout_mins or 60)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dockyard.db.base import Base, UTCDateTime, utcnow
@@ -13,7 +13,17 @@ from dockyard.db.base import Base, UTCDateTime, utcnow
 
 class Stack(Base):
     __tablename__ = "orchestration_stacks"
-    __table_args__ = (Index("ix_orchestration_stacks_project_name", "project_id", "name"),)
+    __table_args__ = (
+        Index("ix_orchestration_stacks_project_name", "project_id", "name"),
+        Index(
+            "uq_orchestration_stacks_live_name",
+            "project_id",
+            "name",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     project_id: Mapped[str] = mapped_column(String(64), index=True)

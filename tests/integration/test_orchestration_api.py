@@ -465,3 +465,25 @@ def test_cancel_update_rolls_back(admin):
     assert admin.get(url + "/template").json() == tpl("one")
     res = admin.get(url + "/resources/t").json()["resource"]
     assert not res["resource_status"].endswith("IN_PROGRESS"), res
+
+
+def test_concurrent_creates_of_one_name(admin):
+    import concurrent.futures
+
+    tpl = {"heat_template_version": "2015-10-15"}
+    body = {"stack_name": "api-race", "template": tpl}
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        codes = list(pool.map(lambda _: admin.post("/stacks", json=body).status_code, range(6)))
+    assert sorted(codes) == [201] + [409] * 5
+    live = [s for s in admin.get("/stacks").json()["stacks"] if s["stack_name"] == "api-race"]
+    assert len(live) == 1
+    # the name is free again once the stack is deleted
+    url = f"/stacks/api-race/{live[0]['id']}"
+    assert admin.delete(url).status_code == 204
+    wait_status(admin, url, "DELETE_COMPLETE")
+    r = admin.post("/stacks", json=body)
+    assert r.status_code == 201, [
+        (x["id"], x["stack_status"], x["deletion_time"], x["stack_status_reason"])
+        for x in admin.get("/stacks?show_deleted=true").json()["stacks"]
+        if x["stack_name"] == "api-race"
+    ]

@@ -4,7 +4,7 @@
    `docker-compose up -d` of the equivalent compose file (same image, command, one network);
    goal ratio <= 1.0.
 2. A chain of --chain (default 10) containers each depending on the previous one, against 10
-   sequential `docker run -d`.
+   sequential `docker run -d` on a user network at fixed IPs (what the stack's containers get).
 
     .venv/bin/python bench/stack.py [--count 50] [--chain 10] [--rounds 1]
 Needs a Docker engine, Debian's busybox-static and docker-compose (apt install
@@ -95,16 +95,28 @@ def compose_up(count: int, workdir: Path) -> float:
 
 
 def sequential_runs(count: int) -> float:
+    """`docker run -d` one after the other on a network of their own at fixed IPs (as the
+    stack's containers get ports with fixed IPs on the project network)."""
+    cidr = unique_cidr()
+    prefix = cidr.rsplit(".", 1)[0]
+    net = f"bench-seq-{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        ["docker", "network", "create", "--label", f"{TEST_LABEL}=1", "--subnet", cidr, net],
+        check=True,
+        capture_output=True,
+    )
     names = [f"bench-seq-{uuid.uuid4().hex[:8]}" for _ in range(count)]
     start = time.monotonic()
-    for n in names:
+    for i, n in enumerate(names):
         subprocess.run(
-            ["docker", "run", "-d", "--name", n, "--label", f"{TEST_LABEL}=1", IMAGE, *CMD],
+            ["docker", "run", "-d", "--name", n, "--label", f"{TEST_LABEL}=1", "--network", net,
+             "--ip", f"{prefix}.{10 + i}", IMAGE, *CMD],
             check=True,
             capture_output=True,
-        )
+        )  # fmt: skip
     took = time.monotonic() - start
     subprocess.run(["docker", "rm", "-f", *names], check=True, capture_output=True)
+    subprocess.run(["docker", "network", "rm", net], check=True, capture_output=True)
     return took
 
 

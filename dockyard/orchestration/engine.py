@@ -477,7 +477,8 @@ class Run:
         try:
             props = defn.properties(name, lookup)
             metadata = defn.metadata(name, lookup)
-            if not (row.action == "CREATE" and row.status == "IN_PROGRESS"):
+            resuming = row.action == "CREATE" and row.status == "IN_PROGRESS"
+            if not resuming:
                 row = self.transition(
                     name,
                     "CREATE",
@@ -492,6 +493,7 @@ class Run:
                 )
             plugin = self.plugin_for(row, props, defn)
             plugin.persist = lambda: self.save(name, data=plugin.data)
+            plugin.resuming = resuming
             plugin.validate()
             if not row.physical_id:
                 external = defn.active[name].external_id

@@ -114,9 +114,12 @@ class Services:
 
         return check
 
-    def pick_host(self, ctx: Context, memory_bytes: int | None) -> tuple[str, str, dict] | None:
-        """(name, url, tls) of the compute host the scheduler picks for a container, None when
-        this build has no compute; NoValidHost (compute's) naming why each host was refused."""
+    def pick_host(
+        self, ctx: Context, memory_bytes: int | None
+    ) -> tuple[str, str, dict, int] | None:
+        """(name, url, tls, number of hosts) of the compute host the scheduler picks for a
+        container, None when this build has no compute; NoValidHost (compute's) naming why
+        each host was refused."""
         try:
             from dockyard.compute import hosts, scheduler
         except ImportError:
@@ -128,4 +131,4 @@ class Services:
                 return None
             decision = scheduler.select_host(states, scheduler.BootRequest(ram_mb=ram_mb, vcpus=0))
             host = hosts.get(session, decision.host.name)
-            return host.name, host.url, dict(host.tls or {})
+            return host.name, host.url, dict(host.tls or {}), len(states)

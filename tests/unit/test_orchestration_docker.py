@@ -135,7 +135,7 @@ def test_placement_through_the_scheduler():
             calls.append(memory)
             if len(calls) == 1:
                 raise NoValidHost("No valid host was found. local: Docker engine does not answer")
-            return "h2", "tcp://10.1.2.3:2376", {"ca": "/ca.pem"}
+            return "h2", "tcp://10.1.2.3:2376", {"ca": "/ca.pem"}, 2
 
     p = plugin({"image": "i", "memory": 64 * 2**20})
     p.ctx.services = Sched()

@@ -192,6 +192,9 @@ class Resource:
         self.incarnation = incarnation
         # set by the engine: commit `data` now (before a step a crash must not repeat blindly)
         self.persist: Callable[[], None] = lambda: None
+        # set by the engine: False when this create is the first attempt of its incarnation
+        # (nothing can exist yet, so there is nothing to look for)
+        self.resuming = True
 
     # validation beyond the schema (runs in the API before anything happens)
     def validate(self) -> None:

@@ -176,7 +176,8 @@ class DockerContainer(Resource):
         endpoint = p.get("docker_endpoint")
         if endpoint:
             self.check_endpoint(endpoint)
-        elif self.ctx.services is not None:
+        elif self.ctx.services is not None and not self.physical_id and self.resuming:
+            # at the API (and on a resumed create); a first create finds out by allocating
             self.ctx.services.check_network(self.ctx)
 
     def check_endpoint(self, endpoint: str) -> None:
@@ -233,9 +234,10 @@ class DockerContainer(Resource):
                     raise ResourceFailure(str(exc), "ResourceInError") from exc
                 time.sleep(1)
         if picked is not None:
-            name, url, tls = picked
+            name, url, tls, choices = picked
             self.data.update(host=name, host_url=url, host_tls=tls)
-            self.persist()  # a retried create must look on the same host
+            if choices > 1:
+                self.persist()  # a retried create must look on the same host
 
     def _labels(self) -> dict[str, str]:
         labels = dict(_extra_labels(self.ctx.settings))
@@ -256,7 +258,9 @@ class DockerContainer(Resource):
         self._place()
         try:
             client = self._client()
-            found = dc.find(client, {dc.INCARNATION_LABEL: self.incarnation})
+            found = (
+                dc.find(client, {dc.INCARNATION_LABEL: self.incarnation}) if self.resuming else None
+            )
             if found:
                 info = dc.inspect(client, found) or {}
                 if not (info.get("State") or {}).get("Running") and not self.data.get("started"):

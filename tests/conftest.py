@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -72,3 +73,20 @@ def fresh_cloud(request, tmp_path: Path, pg_databases) -> Iterator[Cloud]:
     c = Cloud(home=tmp_path / "home", port=free_port(), database_url=url)
     yield c
     c.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_images_at_the_end() -> Iterator[None]:
+    """Images built or delivered by tests carry the test label (it is in their config)."""
+    yield
+    try:
+        import docker
+
+        client = docker.from_env(timeout=60)
+        for image in client.images.list(filters={"label": "dockyard.test"}):
+            for tag in image.tags:
+                with contextlib.suppress(docker.errors.APIError):
+                    client.images.remove(tag)
+        client.close()
+    except Exception:  # noqa: BLE001 - no engine: nothing was built
+        pass

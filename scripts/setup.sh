@@ -73,7 +73,8 @@ setup_docker() {
   fi
   if ! docker_answers; then
     say "starting dockerd (log: $STATE/dockerd.log)"
-    nohup dockerd >"$STATE/dockerd.log" 2>&1 &
+    # its own session: Ctrl-C on the cloud (or CI stopping a job) must not take dockerd down
+    setsid nohup dockerd >"$STATE/dockerd.log" 2>&1 < /dev/null &
   fi
   for _ in $(seq 1 60); do
     docker_answers && return 0

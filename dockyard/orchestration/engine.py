@@ -125,7 +125,10 @@ def begin_action(session, stack: Stack, action: str) -> dict:
     session.flush()
     stack.generation = Stack.generation + 1  # in SQL: concurrent bumps cannot collapse
     session.flush()
-    session.refresh(stack, ["generation"])
+    # Re-read the whole row, not just the generation: a running action may have committed its
+    # end state before the bump, and a stale copy would skip writing the fields we set below
+    # (the ORM writes only what differs from what it loaded), mixing two actions' states.
+    session.refresh(stack)
     stack.action_started_at = utcnow()
     set_stack_state(session, stack, action, "IN_PROGRESS", f"Stack {action} started")
     payload = {"action": action, "generation": stack.generation}

@@ -366,25 +366,22 @@ def build(runtime: Runtime) -> ServiceApp:
             link = [{"rel": "next", "href": f"{base}{path}?{urlencode(params)}"}]
         return items, link
 
-    @app.get("/flavors")
-    def flavors_index(request: Request, ctx: Ctx, mv: Mv) -> dict:
+    def flavors_body(request: Request, ctx: RequestContext, mv: Version, view) -> dict:
         enforce(ctx, "compute:flavors:read")
         with db.session() as s:
             items, link = list_flavors(s, ctx, request, mv)
-            body: dict = {"flavors": [views.flavor_summary(f, mv, links) for f in items]}
+            body: dict = {"flavors": [view(f, mv, links) for f in items]}
         if link:
             body["flavors_links"] = link
         return body
 
+    @app.get("/flavors")
+    def flavors_index(request: Request, ctx: Ctx, mv: Mv) -> dict:
+        return flavors_body(request, ctx, mv, views.flavor_summary)
+
     @app.get("/flavors/detail")
     def flavors_detail(request: Request, ctx: Ctx, mv: Mv) -> dict:
-        enforce(ctx, "compute:flavors:read")
-        with db.session() as s:
-            items, link = list_flavors(s, ctx, request, mv)
-            body: dict = {"flavors": [views.flavor_detail(f, mv, links) for f in items]}
-        if link:
-            body["flavors_links"] = link
-        return body
+        return flavors_body(request, ctx, mv, views.flavor_detail)
 
     @app.get("/flavors/{flavor_id}")
     def flavor_show(flavor_id: str, ctx: Ctx, mv: Mv) -> dict:

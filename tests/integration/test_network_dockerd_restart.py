@@ -17,10 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.support.cloud import BIN, Cloud, free_port
+from tests.support.cloud import Cloud, free_port
 from tests.support.docker import TEST_LABEL, busybox_rootfs_tar, docker_client
 from tests.support.network import context_for, database_of, eventually, unique_cidr
 
@@ -137,28 +136,11 @@ class NetnsCloud(Cloud):
     def url(self) -> str:
         return f"http://{self.netns.ns_ip}:{self.port}"
 
-    def start(self, timeout: float = 60) -> NetnsCloud:
-        self.home.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 (the child keeps it)
-        env = self.server_env()
-        env.update(DOCKYARD_HOST="0.0.0.0", DOCKYARD_PUBLIC_URL=self.url)
-        self.proc = subprocess.Popen(
-            [*self.netns.nsenter(), str(BIN / "dockyard"), "up", "--port", str(self.port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"dockyard exited early:\n{self.tail()}")
-            try:
-                if httpx.get(self.url + "/healthcheck", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"dockyard did not become healthy:\n{self.tail()}")
+    def command(self) -> list[str]:
+        return [*self.netns.nsenter(), *super().command()]
+
+    def server_env(self) -> dict:
+        return {**super().server_env(), "DOCKYARD_HOST": "0.0.0.0", "DOCKYARD_PUBLIC_URL": self.url}
 
 
 def tcp_ok(container, ip: str) -> bool:

@@ -60,11 +60,15 @@ class Cloud:
         env.update(self.extra_env)
         return env
 
+    def command(self) -> list[str]:
+        """How the server is started (subclasses may wrap it, e.g. in nsenter)."""
+        return [str(BIN / "dockyard"), "up", "--port", str(self.port)]
+
     def start(self, timeout: float = 60) -> Cloud:
         self.home.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 (the child keeps it)
         self.proc = subprocess.Popen(
-            [str(BIN / "dockyard"), "up", "--port", str(self.port)],
+            self.command(),
             env=self.server_env(),
             stdout=log,
             stderr=subprocess.STDOUT,

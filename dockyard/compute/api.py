@@ -29,8 +29,8 @@ from dockyard.api.errors import (
 from dockyard.api.policy import enforce
 from dockyard.api.service import ServiceApp
 from dockyard.compute import flavors as flv
-from dockyard.compute import glue, hosts, keypairs, quotas, states, views
-from dockyard.compute.driver import ACTION, CREATE, DELETE, Compute
+from dockyard.compute import glue, groups, hosts, keypairs, quotas, servers, states, views
+from dockyard.compute.driver import Compute
 from dockyard.compute.microversion import MAX, MIN, Version, negotiate, response_headers
 from dockyard.compute.models import (
     Flavor,
@@ -46,7 +46,6 @@ from dockyard.db.base import utcnow
 from dockyard.docker import containers
 from dockyard.identity.catalog import ServiceEntry
 from dockyard.runtime import Runtime
-from dockyard.tasks import queue
 
 PREFIX = "/compute/v2.1"
 Ctx = Annotated[RequestContext, Depends(request_context)]
@@ -217,26 +216,6 @@ def _name(value: Any, what: str = "name") -> str:
     return value
 
 
-def _metadata(value: Any, limit: int) -> dict:
-    if not isinstance(value, dict):
-        raise BadRequest("Invalid input for field/attribute metadata: must be an object.")
-    out = {}
-    for k, v in value.items():
-        if not isinstance(k, str) or not 1 <= len(k) <= 255:
-            raise BadRequest("Metadata keys must be strings of 1 to 255 characters.")
-        if not isinstance(v, str) or len(v) > 255:
-            raise BadRequest(f"Metadata value for {k} must be a string of at most 255 characters.")
-        out[k] = v
-    if limit >= 0 and len(out) > limit:
-        raise Forbidden(f"Quota exceeded for metadata_items: {len(out)} items, limit {limit}.")
-    return out
-
-
-def _hostname(name: str) -> str:
-    h = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
-    return (h or "server")[:63].strip("-") or "server"
-
-
 def _parse_time(value: str, name: str) -> datetime:
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -254,6 +233,7 @@ def build(runtime: Runtime) -> ServiceApp:
     base = settings.base_url + PREFIX
     links = views.Links(base)
     compute = Compute(runtime)
+    servers.register_runner(runtime, compute.runner)
     reconciler = Reconciler(compute)
     db = runtime.db
     with db.session() as s:
@@ -267,15 +247,7 @@ def build(runtime: Runtime) -> ServiceApp:
     # ---- lookups ------------------------------------------------------------------------
 
     def get_server(s: Session, ctx: RequestContext, server_id: str, lock: bool = False) -> Server:
-        _need_project(ctx)
-        server = s.get(Server, server_id) if len(server_id) <= 36 else None
-        if (
-            server is None
-            or server.deleted
-            or (server.project_id != ctx.project_id and not ctx.is_admin)
-        ):
-            raise NotFound(f"Instance {server_id} could not be found.")
-        return server
+        return servers.get(s, ctx, server_id)
 
     def host_up_map(s: Session) -> dict[str, bool]:
         return {h.name: bool(h.up and h.enabled) for h in s.scalars(select(Host))}
@@ -587,23 +559,8 @@ def build(runtime: Runtime) -> ServiceApp:
                     "property (server-side key generation was removed in 2.92)."
                 )
             private_key, public_key = keypairs.generate(key_type)
-        if not isinstance(public_key, str):
-            raise BadRequest("Invalid input for field/attribute public_key: must be a string.")
-        fingerprint = keypairs.fingerprint(public_key, key_type)
         with db.session() as s:
-            quotas.enforce(s, settings, ctx.project_id or "", {"key_pairs": 1}, user_id=user_id)
-            if s.scalar(select(KeyPair).where(KeyPair.user_id == user_id, KeyPair.name == name)):
-                raise Conflict(f"Key pair '{name}' already exists.")
-            kp = KeyPair(
-                user_id=user_id,
-                project_id=ctx.project_id or "",
-                name=name,
-                type=key_type,
-                public_key=public_key,
-                fingerprint=fingerprint,
-            )
-            s.add(kp)
-            s.flush()
+            kp = keypairs.create(s, settings, ctx, user_id, name, public_key, key_type)
             out = views.keypair_body(kp, mv)
             out["user_id"] = user_id
             if private_key is not None:
@@ -620,77 +577,15 @@ def build(runtime: Runtime) -> ServiceApp:
     def keypair_delete(name: str, request: Request, ctx: Ctx, mv: Mv) -> Response:
         user_id = keypair_owner(ctx, request.query_params.get("user_id"), mv)
         with db.session() as s:
-            s.delete(get_keypair(s, user_id, name))
+            keypairs.delete(s, user_id, name)
         return Response(status_code=202 if mv < (2, 2) else 204)
 
     # ---- servers: create ----------------------------------------------------------------
 
-    def requested_networks(s: Session, ctx: RequestContext, raw: Any, mv: Version) -> list[dict]:
-        """[{"network_id"|"port_id", "fixed_ip"}] from the body's `networks`."""
-        if raw == [] and mv < (2, 37):
-            raw = None  # before 2.37 "no networks asked" means the project's network(s)
-        explicit = raw is not None
-        if raw is None:
-            if mv >= (2, 37):
-                raise BadRequest(
-                    "Invalid input for field/attribute networks: 'networks' is required "
-                    "since microversion 2.37 ('auto', 'none' or a list)."
-                )
-            raw = "auto"
-        if isinstance(raw, str):
-            if raw == "none":
-                return []
-            if raw != "auto":
-                raise BadRequest("Invalid input for field/attribute networks: 'auto' or 'none'.")
-            try:
-                net = glue.auto_network_id(s, ctx)
-            except ApiError:
-                if mv >= (2, 37) or explicit:
-                    raise
-                return []  # before 2.37 a server without networks simply has none
-            return [{"network_id": net}]
-        if not isinstance(raw, list):
-            raise BadRequest("Invalid input for field/attribute networks: must be a list.")
-        out = []
-        for item in raw:
-            if not isinstance(item, dict):
-                raise BadRequest("Invalid input for field/attribute networks: list of objects.")
-            if item.get("port"):
-                out.append({"port_id": str(item["port"])})
-            elif item.get("uuid"):
-                entry = {"network_id": str(item["uuid"])}
-                if item.get("fixed_ip"):
-                    entry["fixed_ip"] = str(item["fixed_ip"])
-                out.append(entry)
-            else:
-                raise BadRequest("Each item of 'networks' needs 'uuid' or 'port'.")
-        return out
-
-    def allocate(s, ctx, server_id, nets: list[dict], groups: list[str] | None):
-        bindings = []
-        for req in nets:
-            try:
-                bindings.append(
-                    glue.allocate_port(
-                        s,
-                        ctx,
-                        device_id=server_id,
-                        network_id=req.get("network_id"),
-                        port_id=req.get("port_id"),
-                        fixed_ip=req.get("fixed_ip"),
-                        security_groups=groups,
-                    )
-                )
-            except ApiError as exc:
-                if exc.status == 404:
-                    raise BadRequest(exc.message) from exc
-                raise
-        return bindings
-
     @app.post("/servers", status_code=202)
     def server_create(body: JsonBody, request: Request, ctx: Ctx, mv: Mv) -> JSONResponse:
         enforce(ctx, "compute:servers:create")
-        project_id = _need_project(ctx)
+        _need_project(ctx)
         sv = _obj(body, "server")
         hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
         name = _name(sv.get("name"))
@@ -708,8 +603,6 @@ def build(runtime: Runtime) -> ServiceApp:
                 )
         min_count = _int(sv.get("min_count", 1), "min_count", 1)
         max_count = _int(sv.get("max_count", min_count), "max_count", 1)
-        if max_count < min_count:
-            raise BadRequest("min_count must be <= max_count.")
         user_data = sv.get("user_data")
         if user_data is not None:
             if not isinstance(user_data, str) or len(user_data) > 65535:
@@ -724,12 +617,6 @@ def build(runtime: Runtime) -> ServiceApp:
         if description is not None and mv < (2, 19):
             raise BadRequest("Additional properties are not allowed ('description' was unexpected)")
         az = sv.get("availability_zone")
-        if az:
-            zone, _, forced = str(az).partition(":")
-            if zone not in ("nova", ""):
-                raise BadRequest(f"The requested availability zone is not available: {zone}.")
-            if forced:
-                enforce(ctx, "compute:servers:create:forced_host")
         sgroups_raw = sv.get("security_groups")
         sg_names: list[str] | None = None
         if sgroups_raw is not None:
@@ -738,102 +625,28 @@ def build(runtime: Runtime) -> ServiceApp:
             sg_names = [str(g.get("name")) for g in sgroups_raw if isinstance(g, dict)]
         group_id = hints.get("group") if isinstance(hints, dict) else None
         tags = sv.get("tags") or []
+        spec = servers.ServerSpec(
+            name=name,
+            flavor_ref=str(sv["flavorRef"]),
+            image_ref=str(image_ref),
+            networks=sv.get("networks"),
+            key_name=sv.get("key_name") or None,
+            security_groups=sg_names,
+            metadata=sv.get("metadata") or {},
+            user_data=user_data,
+            min_count=min_count,
+            max_count=max_count,
+            group_id=str(group_id) if group_id else None,
+            description=description,
+            availability_zone=str(az) if az else None,
+            hostname=sv.get("hostname"),
+            access_ipv4=sv.get("accessIPv4") or "",
+            access_ipv6=sv.get("accessIPv6") or "",
+            tags=list(tags) if isinstance(tags, list) else [],
+        )
         with db.session() as s:
-            limits = quotas.limits_for(s, settings, project_id)
-            meta = _metadata(sv.get("metadata") or {}, limits.get("metadata_items", -1))
-            flavor = flv.for_boot(s, ctx, sv["flavorRef"])
-            image = glue.boot_image(s, ctx, image_ref)
-            if image.min_ram and flavor.ram < image.min_ram:
-                raise BadRequest("Flavor's memory is too small for requested image.")
-            if image.min_disk and flavor.disk and flavor.disk < image.min_disk:
-                raise BadRequest("Flavor's disk is too small for requested image.")
-            key_data = None
-            key_name = sv.get("key_name")
-            if key_name:
-                kp = s.scalar(
-                    select(KeyPair).where(KeyPair.user_id == ctx.user_id, KeyPair.name == key_name)
-                )
-                if kp is None:
-                    raise BadRequest(f"Invalid key_name provided: {key_name}.")
-                key_data = kp.public_key
-            group = None
-            if group_id:
-                group = s.get(ServerGroup, str(group_id))
-                if group is None or (group.project_id != project_id and not ctx.is_admin):
-                    raise BadRequest(f"Invalid server group {group_id}: not found.")
-            nets = requested_networks(s, ctx, sv.get("networks"), mv)
-            if any("port_id" in n for n in nets) and max_count > 1:
-                raise BadRequest("Unable to launch multiple instances with a single port.")
-            # quota: the first write of the transaction is the project's lock
-            quotas.lock(s, f"quota:{project_id}")
-            used = quotas.usage(s, project_id)
-            per = {"instances": 1, "cores": flavor.vcpus, "ram": flavor.ram}
-            fits = quotas.headroom(limits, used, per)
-            if group is not None:
-                members = s.scalar(
-                    select(quotas.func.count(Server.id)).where(
-                        Server.server_group_id == group.id, Server.deleted.is_(False)
-                    )
-                )
-                sgm = limits.get("server_group_members", -1)
-                if sgm >= 0:
-                    fits = min(fits, max(sgm - int(members or 0), 0))
-            count = min(max_count, fits)
-            if count < min_count:
-                delta = {k: v * min_count for k, v in per.items()}
-                found = quotas.overs(limits, used, delta)
-                msg = (
-                    quotas.exceeded_message(found)
-                    if found
-                    else ("Quota exceeded for server_group_members.")
-                )
-                raise Forbidden(msg)
-            shown_groups = (
-                glue.security_group_names(s, ctx, sg_names)
-                if sg_names
-                else (["default"] if nets else [])
-            )
-            reservation = f"r-{secrets.token_hex(4)}"
-            image_payload = glue.image_to_payload(image)
-            made: list[Server] = []
-            for i in range(count):
-                sid = str(uuid.uuid4())
-                display = name if count == 1 else f"{name}-{i + 1}"
-                server = Server(
-                    id=sid,
-                    number=secrets.randbelow(2**31),
-                    name=display,
-                    description=description,
-                    project_id=project_id,
-                    user_id=ctx.user_id,
-                    image_id=image.id,
-                    flavor_id=flavor.id,
-                    flavor=flv.snapshot(flavor),
-                    vm_state=states.BUILDING,
-                    task_state="scheduling",
-                    power_state=states.NOSTATE,
-                    key_name=key_name or None,
-                    key_data=key_data,
-                    meta=meta,
-                    user_data=user_data,
-                    security_groups=shown_groups,
-                    requested_networks=nets,
-                    availability_zone=str(az) if az else "nova",
-                    reservation_id=reservation,
-                    launch_index=i,
-                    hostname=_hostname(sv.get("hostname") or display),
-                    server_group_id=group.id if group else None,
-                    access_ipv4=sv.get("accessIPv4") or "",
-                    access_ipv6=sv.get("accessIPv6") or "",
-                    tags=list(tags) if isinstance(tags, list) else [],
-                )
-                s.add(server)
-                s.flush()
-                bindings = allocate(s, ctx, sid, nets, sg_names)
-                server.port_ids = [b.port_id for b in bindings]
-                server.addresses = glue.addresses_of(bindings)
-                queue.enqueue(s, CREATE, sid, {"image": image_payload}, max_attempts=4)
-                made.append(server)
+            created = servers.create(s, settings, ctx, spec, mv)
+            made, reservation = created.servers, created.reservation_id
             first = made[0]
             resp_body: dict
             if sv.get("return_reservation_id") or body.get("return_reservation_id"):
@@ -993,22 +806,13 @@ def build(runtime: Runtime) -> ServiceApp:
             if "accessIPv6" in sv:
                 server.access_ipv6 = sv["accessIPv6"] or ""
             if "hostname" in sv and mv >= (2, 90):
-                server.hostname = _hostname(sv["hostname"])
+                server.hostname = servers.hostname_of(sv["hostname"])
             server.updated_at = utcnow()
             return {"server": detail(s, server, mv, ctx, groups=mv >= (2, 71))}
 
     def start_delete(server_id: str, ctx: RequestContext, force: bool = False) -> None:
-        enforce(ctx, "compute:servers:delete")
         with db.session() as s:
-            server = get_server(s, ctx, server_id)
-            if server.locked and not ctx.is_admin:
-                raise Conflict(f"Instance {server.id} is locked; unlock it before deleting it.")
-            if server.task_state == "deleting":
-                return
-            states.check("delete", server.vm_state, server.task_state)
-            server.task_state = "deleting"
-            server.updated_at = utcnow()
-            queue.enqueue(s, DELETE, server.id, {"force": force}, max_attempts=6)
+            servers.start_delete(s, ctx, server_id, force)
         compute.runner.kick()
 
     @app.delete("/servers/{server_id}", status_code=204)
@@ -1030,7 +834,7 @@ def build(runtime: Runtime) -> ServiceApp:
             server = get_server(s, ctx, server_id)
             limits = quotas.limits_for(s, settings, server.project_id)
             merged = dict(new) if replace else {**(server.meta or {}), **new}
-            server.meta = _metadata(merged, limits.get("metadata_items", -1))
+            server.meta = servers.checked_metadata(merged, limits.get("metadata_items", -1))
             server.updated_at = utcnow()
             return dict(server.meta)
 
@@ -1183,17 +987,7 @@ def build(runtime: Runtime) -> ServiceApp:
         server_id: str, ctx: RequestContext, action: str, payload: dict, prepare=None
     ) -> Server:
         with db.session() as s:
-            server = get_server(s, ctx, server_id)
-            if server.locked and not ctx.is_admin:
-                raise Conflict(f"Instance {server.id} is locked; unlock it to {action}.")
-            task = states.check(action, server.vm_state, server.task_state)
-            if action == "reboot" and payload.get("type") == "HARD":
-                task = "rebooting_hard"
-            if prepare is not None:
-                prepare(s, server)
-            server.task_state = task
-            server.updated_at = utcnow()
-            queue.enqueue(s, ACTION, server.id, payload, max_attempts=3)
+            server = servers.enqueue_action(s, ctx, server_id, action, payload, prepare)
         compute.runner.kick()
         return server
 
@@ -1303,7 +1097,9 @@ def build(runtime: Runtime) -> ServiceApp:
                 server.name = _name(args["name"])
             if "metadata" in args:
                 limits = quotas.limits_for(s, settings, server.project_id)
-                server.meta = _metadata(args["metadata"], limits.get("metadata_items", -1))
+                server.meta = servers.checked_metadata(
+                    args["metadata"], limits.get("metadata_items", -1)
+                )
             if "description" in args and mv >= (2, 19):
                 server.description = args["description"]
             if "key_name" in args and mv >= (2, 54):
@@ -1384,18 +1180,8 @@ def build(runtime: Runtime) -> ServiceApp:
 
     # ---- server groups ------------------------------------------------------------------
 
-    def group_members(s: Session, gid: str) -> list[str]:
-        return list(
-            s.scalars(
-                select(Server.id).where(Server.server_group_id == gid, Server.deleted.is_(False))
-            )
-        )
-
-    def get_group(s: Session, ctx: RequestContext, gid: str) -> ServerGroup:
-        g = s.get(ServerGroup, gid)
-        if g is None or (g.project_id != ctx.project_id and not ctx.is_admin):
-            raise NotFound(f"Instance group {gid} could not be found.")
-        return g
+    group_members = groups.members
+    get_group = groups.get
 
     @app.get("/os-server-groups")
     def groups_index(request: Request, ctx: Ctx, mv: Mv) -> dict:
@@ -1420,19 +1206,14 @@ def build(runtime: Runtime) -> ServiceApp:
     @app.post("/os-server-groups")
     def group_create(body: JsonBody, ctx: Ctx, mv: Mv) -> dict:
         enforce(ctx, "compute:server_groups:manage")
-        project_id = _need_project(ctx)
+        _need_project(ctx)
         g = _obj(body, "server_group")
         name = _name(g.get("name"))
-        allowed = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
         rules: dict = {}
         if mv >= (2, 64):
             policy = g.get("policy")
             rules = g.get("rules") or {}
-            if not isinstance(rules, dict) or set(rules) - {"max_server_per_host"}:
-                raise BadRequest("Invalid rules: only max_server_per_host is supported.")
-            if rules and policy != "anti-affinity":
-                raise BadRequest("Only anti-affinity policy supports rules.")
-            if "max_server_per_host" in rules:
+            if isinstance(rules, dict) and "max_server_per_host" in rules:
                 rules["max_server_per_host"] = _int(
                     rules["max_server_per_host"], "max_server_per_host", 1
                 )
@@ -1441,22 +1222,8 @@ def build(runtime: Runtime) -> ServiceApp:
             if not isinstance(policies, list) or len(policies) != 1:
                 raise BadRequest("Invalid input for field/attribute policies: exactly one policy.")
             policy = policies[0]
-        if policy not in allowed:
-            raise BadRequest(
-                f"Invalid server group policy {policy!r}: one of {', '.join(allowed)}."
-            )
         with db.session() as s:
-            quotas.enforce(s, settings, project_id, {"server_groups": 1})
-            group = ServerGroup(
-                id=str(uuid.uuid4()),
-                name=name,
-                project_id=project_id,
-                user_id=ctx.user_id,
-                policy=policy,
-                rules=rules,
-            )
-            s.add(group)
-            s.flush()
+            group = groups.create(s, settings, ctx, name, policy, rules)
             return {"server_group": views.server_group_body(group, [], mv)}
 
     @app.get("/os-server-groups/{gid}")
@@ -1470,10 +1237,7 @@ def build(runtime: Runtime) -> ServiceApp:
     def group_delete(gid: str, ctx: Ctx) -> Response:
         enforce(ctx, "compute:server_groups:manage")
         with db.session() as s:
-            g = get_group(s, ctx, gid)
-            for server in s.scalars(select(Server).where(Server.server_group_id == g.id)):
-                server.server_group_id = None
-            s.delete(g)
+            groups.delete(s, ctx, gid)
         return Response(status_code=204)
 
     # ---- quotas and limits ---------------------------------------------------------------

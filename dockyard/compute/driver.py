@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from dockyard.compute import glue, hosts, quotas, scheduler, states
 from dockyard.compute.models import Host, Meta, Server
+from dockyard.compute.servers import ACTION, CREATE, DELETE
 from dockyard.db.base import utcnow
 from dockyard.docker import containers, engines
 from dockyard.tasks.queue import Claimed
@@ -23,9 +24,6 @@ from dockyard.tasks.runner import Handler, PermanentError, Runner
 
 log = logging.getLogger("dockyard.compute")
 
-CREATE = "compute.create"
-DELETE = "compute.delete"
-ACTION = "compute.action"
 
 META_DIR = "/var/lib/dockyard/openstack/latest"
 AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"

@@ -91,3 +91,45 @@ def lookup(session: Session, ctx: RequestContext, name: str) -> KeyPair:
     if kp is None:
         raise NotFound(f"Keypair {name} not found for user {ctx.user_id}.")
     return kp
+
+
+def create(
+    session: Session,
+    settings,
+    ctx: RequestContext,
+    user_id: str,
+    name: str,
+    public_key: str,
+    key_type: str = "ssh",
+) -> KeyPair:
+    """A key pair row for `user_id` within the key_pairs quota; 409 if the name is taken."""
+    from dockyard.api.errors import Conflict
+    from dockyard.compute import quotas
+
+    name = validate_name(name)
+    if key_type not in ("ssh", "x509"):
+        raise BadRequest("Invalid input for field/attribute type: 'ssh' or 'x509'.")
+    if not isinstance(public_key, str):
+        raise BadRequest("Invalid input for field/attribute public_key: must be a string.")
+    fp = fingerprint(public_key, key_type)
+    quotas.enforce(session, settings, ctx.project_id or "", {"key_pairs": 1}, user_id=user_id)
+    if session.scalar(select(KeyPair).where(KeyPair.user_id == user_id, KeyPair.name == name)):
+        raise Conflict(f"Key pair '{name}' already exists.")
+    kp = KeyPair(
+        user_id=user_id,
+        project_id=ctx.project_id or "",
+        name=name,
+        type=key_type,
+        public_key=public_key,
+        fingerprint=fp,
+    )
+    session.add(kp)
+    session.flush()
+    return kp
+
+
+def delete(session: Session, user_id: str, name: str) -> None:
+    kp = session.scalar(select(KeyPair).where(KeyPair.user_id == user_id, KeyPair.name == name))
+    if kp is None:
+        raise NotFound(f"Keypair {name} not found for user {user_id}.")
+    session.delete(kp)

@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 setup_python "[test]"
 setup_docker
-apt_install busybox-static postgresql docker-registry iproute2
+apt_install busybox-static postgresql docker-registry iproute2 debootstrap
 
 # PostgreSQL: start the Debian cluster and make a role the tests may create databases with.
 if ! pg_lsclusters -h 2>/dev/null | grep -q online; then

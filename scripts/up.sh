@@ -5,5 +5,5 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 setup_python "[clients]"
 setup_docker
-apt_install busybox-static # the demo image is built from it
+apt_install busybox-static debootstrap # the demo image; `dockyard image build docker-host`
 exec "$VENV/bin/dockyard" up "$@"

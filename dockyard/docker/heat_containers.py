@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 import docker
+import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 log = logging.getLogger("dockyard.docker.heat")
@@ -72,6 +73,17 @@ def connect(url: str, timeout: int = 60, tls: dict | None = None) -> docker.APIC
     except DockerException as exc:
         _CLIENTS.drop(url)
         raise DockerFailure(f"cannot reach the Docker engine at {url}: {exc}") from exc
+
+
+def answering(url: str, tls: dict | None = None) -> docker.APIClient:
+    """connect(), then a ping: DockerFailure when the engine does not answer (yet)."""
+    client = connect(url, tls=tls)
+    try:
+        client.ping()
+    except (DockerException, requests.RequestException) as exc:
+        _CLIENTS.drop(url)
+        raise DockerFailure(f"cannot reach the Docker engine at {url}: {exc}") from exc
+    return client
 
 
 def api_version(client: docker.APIClient) -> str:

@@ -183,6 +183,26 @@ def get_visible(session: Session, ctx: RequestContext, image_id: str, lock: bool
     return image
 
 
+def find_visible(session: Session, ctx: RequestContext, ref: str) -> Image:
+    """A visible image by id, else by name (what templates use); 404 when none, 409 when the
+    name is not unique among the images the caller sees (the caller's own one wins)."""
+    from dockyard.api.errors import Conflict
+
+    found = session.get(Image, ref) if len(ref) <= 36 else None
+    if found is not None and can_see(session, ctx, found):
+        return found
+    named = [i for i in session.scalars(select(Image).where(Image.name == ref))]
+    named = [i for i in named if can_see(session, ctx, i)]
+    if len(named) > 1:
+        own = [i for i in named if is_owner(ctx, i)]
+        if len(own) != 1:
+            raise Conflict(f"Multiple images named {ref} are visible: use the image id.")
+        named = own
+    if not named:
+        raise NotFound(f"No image found with ID or name {ref}")
+    return named[0]
+
+
 def _owner_target(image: Image) -> dict[str, Any]:
     return {"project_id": image.owner}
 

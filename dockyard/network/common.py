@@ -53,3 +53,30 @@ def visible_network(session: Session, ctx: RequestContext, network_id: str) -> N
     if net is None or not (ctx.is_admin or net.shared or net.project_id == ctx.project_id):
         raise NotFound(f"Network {network_id} could not be found.", kind="NetworkNotFound")
     return net
+
+
+def find_network(session: Session, ctx: RequestContext, ref: str) -> Network:
+    """A visible network by id, else by name (templates name them); 404 when none, 409 when
+    the name is not unique among the networks the caller sees."""
+    from dockyard.api.errors import Conflict
+
+    try:
+        return visible_network(session, ctx, ref)
+    except NotFound:
+        pass
+    named = [
+        n
+        for n in session.scalars(select(Network).where(Network.name == ref))
+        if ctx.is_admin or n.shared or n.project_id == ctx.project_id
+    ]
+    if not named:
+        raise NotFound(f"Network {ref} could not be found.", kind="NetworkNotFound")
+    if len(named) > 1:
+        own = [n for n in named if n.project_id == ctx.project_id]
+        if len(own) == 1:
+            return own[0]
+        raise Conflict(
+            f"Multiple networks named {ref} are visible: use the network id.",
+            kind="NeutronClientNoUniqueMatch",
+        )
+    return named[0]

@@ -212,7 +212,8 @@ def build(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="dockyard-docker-host-") as tmp:
         if args.rootfs:
             rootfs = Path(tmp) / "rootfs"
-            shutil.copytree(args.rootfs, rootfs, symlinks=True)
+            # cp -a, not shutil.copytree: that reads device nodes (/dev/full never ends)
+            subprocess.run(["cp", "-a", str(args.rootfs), str(rootfs)], check=True)
             say(f"[1/3] using the root filesystem in {args.rootfs}")
         else:
             rootfs = Path(tmp) / "rootfs"

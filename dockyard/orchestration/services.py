@@ -30,22 +30,27 @@ def request_context(ctx: Context) -> RequestContext:
     )
 
 
+def bootable_image(session, ctx: RequestContext, ref: str):
+    """The image named or identified by `ref`, if the caller may boot it."""
+    from dockyard.image.boot import boot_image
+    from dockyard.image.images import find_visible
+
+    return boot_image(session, ctx, find_visible(session, ctx, ref).id)
+
+
 class Services:
     def __init__(self, runtime):
         self.runtime = runtime
         self.engine = None  # set by the API once the engine exists
 
     def owned_docker_endpoints(self, ctx: Context) -> set[str]:
-        """tcp://<ip>:2375 of every server address of the caller's project."""
+        """tcp://<ip>:2375 of every address of the caller's project's servers."""
         try:
-            from dockyard.network import ports
-        except ImportError:  # networking not in this build
-            return set()
-        finder = getattr(ports, "project_fixed_ips", None)
-        if finder is None:
+            from dockyard.compute import servers
+        except ImportError:  # compute not in this build
             return set()
         with self.runtime.db.session() as session:
-            ips = finder(session, ctx.project_id)
+            ips = servers.project_addresses(session, ctx.project_id)
         return {f"tcp://{ip}:{DOCKER_HOST_PORT}" for ip in ips}
 
     def port_for(self, ctx: Context, device_id: str):
@@ -93,11 +98,12 @@ class Services:
 
             lookups = {
                 "nova.flavor": ("dockyard.compute.flavors", "for_boot"),
-                "glance.image": ("dockyard.image.boot", "boot_image"),
-                "neutron.network": ("dockyard.network.common", "visible_network"),
+                "nova.keypair": ("dockyard.compute.keypairs", "lookup"),
+                "glance.image": ("dockyard.orchestration.services", "bootable_image"),
+                "neutron.network": ("dockyard.network.common", "find_network"),
             }
             if name not in lookups:
-                return None  # nova.keypair etc.: no interface to ask; the resource will say
+                return None  # no interface to ask; the resource will say
             module, fn = lookups[name]
             try:
                 find = getattr(__import__(module, fromlist=[fn]), fn)

@@ -157,7 +157,9 @@ class Definition:
         for name in self.order:
             cls = self.registry[self.active[name].type]
             props = self.properties(name, lookup)
-            cls(make_ctx(), name, props).validate()
+            plugin = cls(make_ctx(), name, props)
+            plugin.unresolved = True
+            plugin.validate()
         self.outputs(lookup, strict=True)
 
     def outputs(self, lookup: Lookup, *, strict: bool = False) -> list[dict]:

@@ -7,7 +7,7 @@ from dockyard.orchestration.resources.base import Resource
 
 def registry() -> dict[str, type[Resource]]:
     from dockyard.orchestration.resources import docker as docker_res
-    from dockyard.orchestration.resources import heat, nested, neutron
+    from dockyard.orchestration.resources import heat, nested, neutron, nova
     from dockyard.orchestration.resources.group import ResourceGroup
 
     types: list[type[Resource]] = [
@@ -22,6 +22,9 @@ def registry() -> dict[str, type[Resource]]:
         neutron.Port,
         neutron.SecurityGroup,
         nested.HeatStack,
+        nova.Server,
+        nova.KeyPair,
+        nova.ServerGroup,
     ]
     found = {t.type_name: t for t in types}
     ResourceGroup.registry = found

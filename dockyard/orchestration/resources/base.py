@@ -195,6 +195,9 @@ class Resource:
         # set by the engine: False when this create is the first attempt of its incarnation
         # (nothing can exist yet, so there is nothing to look for)
         self.resuming = True
+        # True while the API validates a template: other resources' attributes are unknown
+        # (null) yet, so values built from them are incomplete
+        self.unresolved = False
 
     # validation beyond the schema (runs in the API before anything happens)
     def validate(self) -> None:

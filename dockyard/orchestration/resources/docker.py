@@ -24,6 +24,7 @@ CAPABILITIES = [
 _DEV = [{"length": {"max": 255}}, {"allowed_pattern": r"^/dev/[/_\-a-zA-Z0-9]+$"}]
 _VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
 _IMAGE_ID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$")
+_NO_HOST = re.compile(r"^(tcp|http|https)://(:|/|$)")
 _ENDPOINT = re.compile(r"^(tcp|http|https)://([^/:]+|\[[0-9a-fA-F:]+\]):(\d+)/?$")
 
 
@@ -123,6 +124,9 @@ class DockerContainer(Resource):
     poll_interval = 0.25
     # seconds to wait for a compute host to fit (a freshly started cloud probes its engines)
     placement_wait = 30.0
+    # seconds to wait for a docker_endpoint to answer (a Docker-host server of the same stack
+    # is ACTIVE a moment before its dockerd listens)
+    endpoint_wait = 120.0
 
     # ---- validation (API side, and again before any connection) ---------------------
 
@@ -175,7 +179,8 @@ class DockerContainer(Resource):
                 raise Forbidden(f"{where}.volumes_from: needs the admin role")
         endpoint = p.get("docker_endpoint")
         if endpoint:
-            self.check_endpoint(endpoint)
+            if not (self.unresolved and _NO_HOST.match(str(endpoint))):
+                self.check_endpoint(endpoint)  # else built from an attribute: checked at create
         elif self.ctx.services is not None and not self.physical_id and self.resuming:
             # at the API (and on a resumed create); a first create finds out by allocating
             self.ctx.services.check_network(self.ctx)
@@ -217,6 +222,19 @@ class DockerContainer(Resource):
     def _client(self):
         return dc.connect(self._url(), tls=self.data.get("host_tls") or None)
 
+    def _client_waiting(self):
+        """The client; for a docker_endpoint, retried while the engine does not answer yet."""
+        deadline = time.monotonic() + self.endpoint_wait
+        while True:
+            try:
+                if not self.properties.get("docker_endpoint"):
+                    return self._client()
+                return dc.answering(self._url(), self.data.get("host_tls") or None)
+            except dc.DockerFailure:
+                if not self.properties.get("docker_endpoint") or time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
     def _place(self) -> None:
         """Without docker_endpoint: a compute host chosen by compute's scheduler (filters:
         enabled and answering, RAM for `memory`; weighed by free RAM)."""
@@ -257,7 +275,7 @@ class DockerContainer(Resource):
     def create(self) -> str:
         self._place()
         try:
-            client = self._client()
+            client = self._client_waiting()
             found = (
                 dc.find(client, {dc.INCARNATION_LABEL: self.incarnation}) if self.resuming else None
             )

@@ -353,3 +353,86 @@ def enqueue_action(
     server.updated_at = utcnow()
     queue.enqueue(session, ACTION, server.id, payload, max_attempts=3)
     return server
+
+
+def start_resize(
+    session: Session, settings, ctx: RequestContext, server_id: str, flavor_ref: str
+) -> Server:
+    """Queue a resize to another flavor (applied live); the server then waits in RESIZED
+    (VERIFY_RESIZE) for confirm_resize or a revert. Quota is checked for the growth only."""
+    payload: dict = {"action": "resize"}
+
+    def prepare(s: Session, server: Server) -> None:
+        new = flv.for_boot(s, ctx, flavor_ref)
+        old = dict(server.flavor or {})
+        if new.id == server.flavor_id:
+            raise BadRequest("When resizing, instances must change flavor!")
+        delta = {
+            "cores": new.vcpus - int(old.get("vcpus", 0)),
+            "ram": new.ram - int(old.get("ram", 0)),
+        }
+        if delta["cores"] > 0 or delta["ram"] > 0:
+            quotas.enforce(s, settings, server.project_id, delta)
+        server.old_flavor = old
+        server.flavor = flv.snapshot(new)
+        server.flavor_id = new.id
+        payload["flavor"] = server.flavor
+
+    return enqueue_action(session, ctx, server_id, "resize", payload, prepare)
+
+
+def confirm_resize(session: Session, ctx: RequestContext, server_id: str) -> Server:
+    server = get(session, ctx, server_id)
+    if server.locked and not ctx.is_admin:
+        raise Conflict(f"Instance {server.id} is locked.")
+    states.check("confirmResize", server.vm_state, server.task_state)
+    server.vm_state = states.ACTIVE
+    server.old_flavor = None
+    server.updated_at = utcnow()
+    return server
+
+
+def start_rebuild(
+    session: Session,
+    settings,
+    ctx: RequestContext,
+    server_id: str,
+    image_ref: str,
+    changes: dict | None = None,
+) -> Server:
+    """Queue a rebuild from `image_ref` (same id, same fixed IPs). `changes` may set name,
+    metadata, description, key_name (None removes the key) and user_data on the way."""
+    changes = changes or {}
+    payload: dict = {"action": "rebuild"}
+
+    def prepare(s: Session, server: Server) -> None:
+        image = glue.boot_image(s, ctx, image_ref)
+        flavor_ram = int((server.flavor or {}).get("ram", 0))
+        if image.min_ram and flavor_ram < image.min_ram:
+            raise BadRequest("Flavor's memory is too small for requested image.")
+        if "name" in changes:
+            server.name = changes["name"]
+        if "metadata" in changes:
+            limits = quotas.limits_for(s, settings, server.project_id)
+            server.meta = checked_metadata(changes["metadata"], limits.get("metadata_items", -1))
+        if "description" in changes:
+            server.description = changes["description"]
+        if "key_name" in changes:
+            if changes["key_name"] is None:
+                server.key_name, server.key_data = None, None
+            else:
+                kp = s.scalar(
+                    select(KeyPair).where(
+                        KeyPair.user_id == ctx.user_id, KeyPair.name == changes["key_name"]
+                    )
+                )
+                if kp is None:
+                    raise BadRequest(f"Invalid key_name provided: {changes['key_name']}.")
+                server.key_name, server.key_data = kp.name, kp.public_key
+        if "user_data" in changes:
+            server.user_data = changes["user_data"]
+        server.image_id = image.id
+        payload["image"] = glue.image_to_payload(image)
+        payload["keep_stopped"] = server.vm_state == states.STOPPED
+
+    return enqueue_action(session, ctx, server_id, "rebuild", payload, prepare)

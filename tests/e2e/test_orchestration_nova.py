@@ -143,7 +143,8 @@ def test_server_keypair_and_group_through_compute(cloud, httpd, tmp_path):
     assert resources["web"]["resource_type"] == "OS::Nova::Server"
     assert resources["web"]["physical_resource_id"] == sid
 
-    # metadata changes in place (same server); a new flavor replaces the server
+    # metadata changes in place; a new flavor resizes the same server live (RESIZE, the
+    # default policy); with flavor_update_policy REPLACE a new flavor makes a new server
     doc["resources"]["web"]["properties"]["metadata"] = {"role": "front"}
     write(tmp_path, "nova.yml", doc)
     ok(demo(cloud, "stack", "update", "-t", tpl, "novastack", "--wait"))
@@ -151,9 +152,18 @@ def test_server_keypair_and_group_through_compute(cloud, httpd, tmp_path):
     assert demo_json(cloud, "server", "show", sid)["properties"] == {"role": "front"}
     ok(demo(cloud, "stack", "update", "-t", tpl, "--parameter", "flavor=m1.small", "novastack",
             "--wait"))  # fmt: skip
+    assert output(cloud, "novastack", "server") == sid
+    server = demo_json(cloud, "server", "show", sid)
+    assert server["status"] == "ACTIVE" and server["flavor"]["name"] == "m1.small"
+    container = docker_client().containers.get(f"dockyard-{sid}")
+    assert container.attrs["HostConfig"]["Memory"] == 2048 * 2**20
+    doc["resources"]["web"]["properties"]["flavor_update_policy"] = "REPLACE"
+    write(tmp_path, "nova.yml", doc)
+    ok(demo(cloud, "stack", "update", "-t", tpl, "--parameter", "flavor=m1.tiny", "novastack",
+            "--wait"))  # fmt: skip
     new_sid = output(cloud, "novastack", "server")
     assert new_sid != sid
-    assert demo_json(cloud, "server", "show", new_sid)["flavor"]["name"] == "m1.small"
+    assert demo_json(cloud, "server", "show", new_sid)["flavor"]["name"] == "m1.tiny"
     assert demo(cloud, "server", "show", sid).returncode != 0  # the old one is gone
 
     ok(demo(cloud, "stack", "delete", "novastack", "--yes", "--wait"))

@@ -63,12 +63,14 @@ class Server(_Nova):
                       update_allowed=True, constraints=[{"custom_constraint": "glance.image"}]),
         "flavor": Prop("string", "The ID or name of the flavor to boot onto.", required=True,
                        update_allowed=True, constraints=[{"custom_constraint": "nova.flavor"}]),
-        "flavor_update_policy": Prop("string", "Policy on how to apply a flavor update "
-                                     "(dockyard replaces the server either way).",
+        "flavor_update_policy": Prop("string", "Policy on how to apply a flavor update; either "
+                                     "by requesting a server resize or by replacing the "
+                                     "entire server.",
                                      default="RESIZE", update_allowed=True,
                                      constraints=[{"allowed_values": ["RESIZE", "REPLACE"]}]),
-        "image_update_policy": Prop("string", "Policy on how to apply an image-id update "
-                                    "(dockyard replaces the server either way).",
+        "image_update_policy": Prop("string", "Policy on how to apply an image-id update; "
+                                    "either by requesting a server rebuild or by replacing "
+                                    "the entire server.",
                                     default="REBUILD", update_allowed=True,
                                     constraints=[{"allowed_values": [
                                         "REBUILD", "REPLACE", "REBUILD_PRESERVE_EPHEMERAL"]}]),
@@ -269,11 +271,17 @@ class Server(_Nova):
 
     def needs_replace(self, new_properties: dict, changed: set[str]) -> bool:
         rest = changed - _IN_PLACE
-        if rest == {"user_data"} and new_properties.get("user_data_update_policy") == "IGNORE":
-            return False
+        if new_properties.get("flavor_update_policy", "RESIZE") == "RESIZE":
+            rest.discard("flavor")
+        if str(new_properties.get("image_update_policy", "REBUILD")).startswith("REBUILD"):
+            rest.discard("image")
+        if new_properties.get("user_data_update_policy") == "IGNORE":
+            rest.discard("user_data")
         return bool(rest)
 
     def update(self, new_properties: dict, changed: set[str]) -> None:
+        """name, metadata and tags at once; a new flavor by a live resize (confirmed when
+        done), a new image by a rebuild (same server, same addresses), one after the other."""
         from dockyard.compute import servers
         from dockyard.db.base import utcnow
 
@@ -291,6 +299,56 @@ class Server(_Nova):
                 server.tags = [str(t) for t in new_properties.get("tags") or []]
             server.updated_at = utcnow()
         self.properties = new_properties
+        steps = [x for x in ("resize", "rebuild") if {"resize": "flavor", "rebuild": "image"}[x]
+                 in changed]  # fmt: skip
+        self.data["steps"] = steps
+        self.data["step"] = None
+        self._next_step()
+
+    def _next_step(self) -> None:
+        from dockyard.compute import servers
+
+        steps = self.data.get("steps") or []
+        if not steps:
+            self.data["step"] = None
+            return
+        step = steps.pop(0)
+        self.data["step"] = step
+        rctx = self._rctx()
+        settings = self.ctx.settings
+        with self._session() as s:
+            if step == "resize":
+                self._call(servers.start_resize, s, settings, rctx, self.physical_id,
+                           self.properties["flavor"])  # fmt: skip
+            else:
+                from dockyard.image.images import find_visible
+
+                image = self._call(find_visible, s, rctx, self.properties["image"])
+                self._call(servers.start_rebuild, s, settings, rctx, self.physical_id, image.id)
+        servers.kick(self.ctx.services.runtime)
+
+    def check_update(self) -> bool:
+        from dockyard.compute import servers, states
+
+        step = self.data.get("step")
+        if step is None:
+            return True
+        with self._session() as s:
+            server = self._load(s)
+            if server is None:
+                raise ResourceFailure(f"Server {self.physical_id} is gone")
+            if server.task_state:
+                return False
+            if server.vm_state == states.ERROR:
+                fault = (server.fault or {}).get("message") or "unknown error"
+                raise ResourceFailure(f"{step} of server {server.id} failed: {fault}",
+                                      "ResourceInError")  # fmt: skip
+            if step == "resize":
+                if server.vm_state != states.RESIZED:
+                    return False
+                self._call(servers.confirm_resize, s, self._rctx(), server.id)
+        self._next_step()
+        return self.data.get("step") is None
 
     def _action(self, action: str) -> None:
         from dockyard.compute import servers

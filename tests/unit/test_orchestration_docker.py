@@ -167,3 +167,13 @@ def test_placement_failure_names_the_reasons():
     p.placement_wait = 0
     with pytest.raises(ResourceFailure, match="needs 99999 MB"):
         p._place()
+
+
+def test_endpoint_from_an_unknown_attribute_waits_for_create():
+    # at validation a get_attr is null: str_replace gives "tcp://:2375", checked at create
+    p = plugin({"image": "img", "docker_endpoint": "tcp://:2375"})
+    p.unresolved = True
+    p.validate()
+    p.unresolved = False
+    with pytest.raises(TemplateError, match="not a Docker endpoint"):
+        p.validate()

@@ -63,7 +63,7 @@ def run_stack(http: httpx.Client, name: str, resources: dict) -> float:
             break
         if not st["stack_status"].endswith("IN_PROGRESS"):
             raise RuntimeError(f"{name}: {st['stack_status']} {st['stack_status_reason']}")
-        time.sleep(0.02)
+        time.sleep(0.1)  # well under 1% of a create; faster polling loads the machine measured
     http.delete(url)
     while http.get(url).json()["stack"]["stack_status"] == "DELETE_IN_PROGRESS":
         time.sleep(0.1)

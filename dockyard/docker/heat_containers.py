@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import docker
@@ -23,6 +24,10 @@ STACK_LABEL = "dockyard.stack_id"
 
 class DockerFailure(Exception):
     """Docker refused or failed; the message is Docker's own explanation."""
+
+
+class NetworkMissing(DockerFailure):
+    """The container's network is not on the engine (removed behind dockyard's back)."""
 
 
 def _explain(exc: Exception) -> str:
@@ -65,6 +70,33 @@ class _Clients:
 
 
 _CLIENTS = _Clients()
+
+
+class _Verified:
+    """When each (engine, Docker network) was last seen as it should be: containers of one
+    stack share a network, so it is inspected once per NETWORK_RECHECK seconds, not once per
+    container (an inspect lists every container on the network)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._at: dict[tuple[str, str], float] = {}
+
+    def fresh(self, url: str, name: str) -> bool:
+        with self._lock:
+            at = self._at.get((url, name))
+        return at is not None and time.monotonic() - at < NETWORK_RECHECK
+
+    def mark(self, url: str, name: str) -> None:
+        with self._lock:
+            self._at[(url, name)] = time.monotonic()
+
+    def forget(self, url: str, name: str) -> None:
+        with self._lock:
+            self._at.pop((url, name), None)
+
+
+NETWORK_RECHECK = 30.0
+_NETWORKS = _Verified()
 
 
 def connect(url: str, timeout: int = 60, tls: dict | None = None) -> docker.APIClient:
@@ -147,8 +179,11 @@ def attach_to_port(
     client = docker.DockerClient.__new__(docker.DockerClient)
     client.api = _CLIENTS.get(url, 60, tls)  # the high-level view of the shared low-level client
     try:
-        if getattr(binding, "network_spec", None) is not None:
+        if getattr(binding, "network_spec", None) is not None and not _NETWORKS.fresh(
+            url, binding.docker_network
+        ):
             dn.ensure_network(client, binding)
+            _NETWORKS.mark(url, binding.docker_network)
         kw = dn.endpoint_config(binding, aliases)
     except (APIError, DockerException, dn.NetworkConflict) as exc:
         raise DockerFailure(f"network {binding.docker_network}: {_explain(exc)}") from exc
@@ -161,10 +196,28 @@ def attach_to_port(
     body["MacAddress"] = kw["mac_address"]
 
 
+def recheck_network(url: str, binding: Any, tls: dict | None = None) -> None:
+    """Make the port's Docker network again if it went missing (after NetworkMissing)."""
+    from dockyard.docker import networks as dn
+
+    _NETWORKS.forget(url, binding.docker_network)
+    client = docker.DockerClient.__new__(docker.DockerClient)
+    client.api = _CLIENTS.get(url, 60, tls)
+    try:
+        dn.ensure_network(client, binding)
+    except (APIError, DockerException, dn.NetworkConflict) as exc:
+        raise DockerFailure(f"network {binding.docker_network}: {_explain(exc)}") from exc
+    _NETWORKS.mark(url, binding.docker_network)
+
+
 def create(client: docker.APIClient, body: dict, name: str | None) -> str:
     """POST /containers/create with the given Engine API body; returns the container id."""
     try:
         result = client.create_container_from_config(body, name=name or None)
+    except NotFound as exc:
+        if "network" in _explain(exc).lower():
+            raise NetworkMissing(_explain(exc)) from exc
+        raise DockerFailure(_explain(exc)) from exc
     except (APIError, DockerException) as exc:
         raise DockerFailure(_explain(exc)) from exc
     return result["Id"]

@@ -328,6 +328,18 @@ class Run:
             self.db, self.stack, self.generation, action, status, reason, **changes
         )
 
+    def row(self, name: str) -> StackResource | None:
+        """One resource's row as it is now (detached)."""
+        with self.db.session() as s:
+            found = s.scalars(
+                select(StackResource).where(
+                    StackResource.stack_id == self.stack.id, StackResource.name == name
+                )
+            ).first()
+            if found is not None:
+                s.expunge(found)
+            return found
+
     def rows(self) -> dict[str, StackResource]:
         with self.db.session() as s:
             rows = list(
@@ -473,7 +485,7 @@ class Run:
         return f"{type(exc).__name__}: resources.{name}: {exc}"
 
     def create_one(self, defn: Definition, name: str, lookup: Lookup) -> None:
-        row = self.rows()[name]
+        row = self.row(name)
         if row.action == "CREATE" and row.status == "COMPLETE":
             return
         self.checkpoint()
@@ -525,7 +537,7 @@ class Run:
             log.exception("marking %s failed", name)
 
     def delete_one(self, name: str, action: str = "DELETE") -> None:
-        row = self.rows().get(name)
+        row = self.row(name)
         if row is None or (row.action == "DELETE" and row.status == "COMPLETE"):
             return
         self.checkpoint()
@@ -709,14 +721,14 @@ class Run:
                 s.delete(row)
 
     def _finish_replace(self, name: str) -> None:
-        row = self.rows()[name]
+        row = self.row(name)
         try:
             self._delete_replaced(row)
         except Exception as exc:  # noqa: BLE001
             raise Failed(self._fail_reason(name, exc)) from exc
 
     def update_one(self, defn: Definition, name: str, lookup: Lookup) -> None:
-        row = self.rows()[name]
+        row = self.row(name)
         new_type = defn.active[name].type
         if row.action == "INIT" or (row.action == "DELETE" and row.status == "COMPLETE"):
             self.create_one(defn, name, lookup)
@@ -796,7 +808,7 @@ class Run:
         notes: list[str] = []
 
         def step(name: str) -> None:
-            row = self.rows()[name]
+            row = self.row(name)
             if row.action == action and row.status == "COMPLETE":
                 return
             if action == "RESUME" and row.action not in ("SUSPEND", "RESUME"):

@@ -448,3 +448,25 @@ def test_story_step7_containers_on_a_tcp_docker_host(heat, engine2, tmp_path):
     )
     assert left.stdout.strip() == ""
     dcli(heat, "image", "delete", image["id"])
+
+
+def test_network_removed_behind_our_back_is_made_again(heat, docker, tmp_path):
+    """The containers of a stack share a network that is inspected once in a while, not per
+    container: when it went missing meanwhile, the next create makes it again."""
+    tpl = write(tmp_path, "one.yml", {"heat_template_version": "2015-10-15", "resources": {
+        "c": {"type": "DockerInc::Docker::Container",
+              "properties": {"image": IMAGE, "cmd": ["sleep", "600"]}}}})  # fmt: skip
+    ok = dcli(heat, "stack", "create", "-t", tpl, "net-one", "--wait")
+    assert ok.returncode == 0, ok.stderr + heat.tail()
+    sid = djson(heat, "stack", "show", "net-one")["id"]
+    [c] = stack_containers(docker, sid)
+    [net] = list(c["NetworkSettings"]["Networks"])
+    assert dcli(heat, "stack", "delete", "net-one", "--yes", "--wait").returncode == 0
+    if not docker.networks.get(net).attrs["Containers"]:
+        docker.networks.get(net).remove()  # behind dockyard's back
+    ok = dcli(heat, "stack", "create", "-t", tpl, "net-two", "--wait")
+    assert ok.returncode == 0, ok.stderr + heat.tail()
+    sid = djson(heat, "stack", "show", "net-two")["id"]
+    [c] = stack_containers(docker, sid)
+    assert list(c["NetworkSettings"]["Networks"]) == [net] and c["State"] == "running"
+    assert dcli(heat, "stack", "delete", "net-two", "--yes", "--wait").returncode == 0

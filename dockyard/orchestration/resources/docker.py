@@ -324,7 +324,13 @@ class DockerContainer(Resource):
                     [self.properties["name"]] if self.properties.get("name") else []
                 )
                 dc.attach_to_port(self._url(), body, binding, aliases, self.data.get("host_tls"))
-            cid = dc.create(client, body, self.properties.get("name"))
+            try:
+                cid = dc.create(client, body, self.properties.get("name"))
+            except dc.NetworkMissing:
+                if not self.data.get("port_id"):
+                    raise
+                dc.recheck_network(self._url(), binding, self.data.get("host_tls"))
+                cid = dc.create(client, body, self.properties.get("name"))
             dc.start(client, cid)
             self.data["started"] = True
             return cid

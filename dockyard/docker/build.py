@@ -16,7 +16,8 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import docker
@@ -49,22 +50,44 @@ def import_rootfs(
 
 
 def import_rootfs_dir(
-    client: docker.DockerClient, rootfs: Path, tag: str, changes: list[str]
+    client: docker.DockerClient,
+    rootfs: Path,
+    tag: str,
+    changes: list[str],
+    *,
+    skip: Callable[[str], bool] | None = None,
+    files: dict[str, tuple[bytes, int]] | None = None,
 ) -> str:
     """`docker import` of the root filesystem in the directory `rootfs`, streamed as a tar
-    (`tar -C rootfs --numeric-owner -c .`), never whole in memory; returns the image id."""
+    (as `tar -C rootfs --numeric-owner -c .` would), never whole in memory and never changed
+    on disk; `skip` and `files` as for tar_stream. Returns the image id."""
     if not rootfs.is_dir():
         raise ImportFailed(f"{rootfs} is not a directory")
-    return import_rootfs(client, tar_stream(rootfs), tag, changes)
+    return import_rootfs(client, tar_stream(rootfs, skip=skip, files=files), tag, changes)
 
 
-def tar_stream(root: Path, chunk_size: int = CHUNK) -> Iterator[bytes]:
+def tar_stream(
+    root: Path,
+    chunk_size: int = CHUNK,
+    *,
+    skip: Callable[[str], bool] | None = None,
+    files: dict[str, tuple[bytes, int]] | None = None,
+) -> Iterator[bytes]:
     """A tar archive of what the directory `root` holds (names relative to it, numeric owners,
-    hard links kept, sockets left out), as chunks of at most `chunk_size` bytes of file data:
-    only one chunk of one file is in memory at a time."""
+    hard links kept, device nodes as such, sockets left out), as chunks of at most
+    `chunk_size` bytes of file data: only one chunk of one file is in memory at a time.
+
+    skip(name) True leaves that entry out, and all under it (names are "usr/share/doc/x").
+    files: {name: (data, mode)} regular files (owned by root) put in the archive instead of
+    what the directory holds at that name; missing parent directories are added (0755).
+    """
+    files = dict(files or {})
     # a TarFile only to describe files (gettarinfo also tracks inodes for hard links)
     describer = tarfile.TarFile(fileobj=io.BytesIO(), mode="w", format=tarfile.PAX_FORMAT)
-    for path, arcname in _tree(root, ""):
+    present: set[str] = set()
+    for path, arcname in _tree(root, "", skip or (lambda name: False)):
+        if arcname in files:
+            continue
         try:
             info = describer.gettarinfo(path, arcname)
         except FileNotFoundError:  # gone while walking
@@ -72,25 +95,54 @@ def tar_stream(root: Path, chunk_size: int = CHUNK) -> Iterator[bytes]:
         if info is None:  # a socket: tar leaves it out too
             continue
         info.uname = info.gname = ""  # numeric owners, as `tar --numeric-owner`
-        yield info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
+        present.add(arcname)
+        yield _header(info)
         if info.isreg() and info.size:
             yield from _file_chunks(path, info.size, chunk_size)
-            pad = -info.size % tarfile.BLOCKSIZE
-            if pad:
-                yield b"\0" * pad
+            if info.size % tarfile.BLOCKSIZE:
+                yield _padding(info.size)
+    now = time.time()
+    for name, (data, mode) in files.items():
+        parts = name.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent not in present:
+                present.add(parent)
+                yield _header(_info(parent, tarfile.DIRTYPE, 0o755, 0, now))
+        yield _header(_info(name, tarfile.REGTYPE, mode, len(data), now))
+        if data:
+            yield data + _padding(len(data))
     yield b"\0" * (2 * tarfile.BLOCKSIZE)  # end of archive
 
 
-def _tree(directory: str | Path, prefix: str) -> Iterator[tuple[str, str]]:
-    """(path, name in the archive) for everything under `directory`, a directory before its
-    contents, symbolic links not followed."""
+def _info(name: str, kind: bytes, mode: int, size: int, mtime: float) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.size, info.mtime = kind, mode, size, mtime
+    return info
+
+
+def _header(info: tarfile.TarInfo) -> bytes:
+    return info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
+
+
+def _padding(size: int) -> bytes:
+    return b"\0" * (-size % tarfile.BLOCKSIZE)
+
+
+def _tree(
+    directory: str | Path, prefix: str, skip: Callable[[str], bool]
+) -> Iterator[tuple[str, str]]:
+    """(path, name in the archive) for everything under `directory` that `skip` keeps, a
+    directory before its contents, symbolic links not followed."""
     with os.scandir(directory) as it:
         entries = sorted(it, key=lambda e: e.name)
     for entry in entries:
         name = f"{prefix}{entry.name}"
+        if skip(name):
+            continue
         yield entry.path, name
         if entry.is_dir(follow_symlinks=False):
-            yield from _tree(entry.path, name + "/")
+            yield from _tree(entry.path, name + "/", skip)
 
 
 def _file_chunks(path: str, size: int, chunk_size: int) -> Iterator[bytes]:
@@ -98,10 +150,7 @@ def _file_chunks(path: str, size: int, chunk_size: int) -> Iterator[bytes]:
     left = size
     with open(path, "rb") as f:
         while left:
-            data = f.read(min(chunk_size, left))
-            if not data:
-                yield b"\0" * left
-                return
+            data = f.read(min(chunk_size, left)) or b"\0" * min(chunk_size, left)
             left -= len(data)
             yield data
 

@@ -87,26 +87,26 @@ def debootstrap(target: Path) -> None:
         raise SystemExit(f"debootstrap failed (exit {proc.returncode})")
 
 
+JUNK = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
+        "usr/share/info", "usr/share/locale")  # fmt: skip
+
+
+def _junk(name: str) -> bool:
+    """What the image leaves out of the root filesystem: the contents of the JUNK dirs."""
+    return any(name.startswith(f"{junk}/") for junk in JUNK)
+
+
 def import_rootfs(client, rootfs: Path, tag: str, labels: dict[str, str]) -> None:
-    """Trim the rootfs, add the init script, import it under `tag` with the labels."""
-    for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
-                 "usr/share/info", "usr/share/locale"):  # fmt: skip
-        path = rootfs / junk
-        if path.is_dir():
-            for child in path.iterdir():
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink(missing_ok=True)
-    init = rootfs / INIT_PATH
-    init.parent.mkdir(parents=True, exist_ok=True)
-    init.write_text(INIT)
-    init.chmod(0o755)
+    """Import the directory (read only: trimmed and given the init script on the way) as
+    `tag`, with the labels."""
     say(f"[2/3] docker import as {tag} ...")
     changes = [f'CMD ["/{INIT_PATH}"]', "EXPOSE 2375", "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
     changes += [f"LABEL {k}={v}" for k, v in labels.items()]
     try:
-        import_rootfs_dir(client, rootfs, tag, changes)  # a tar of the directory, streamed
+        # a tar of the directory, streamed; device nodes go in as such, never read
+        import_rootfs_dir(
+            client, rootfs, tag, changes, skip=_junk, files={INIT_PATH: (INIT.encode(), 0o755)}
+        )
     except Exception as exc:  # noqa: BLE001 - the engine's reason, said once, without a trace
         raise SystemExit(f"docker import failed: {exc}") from exc
 
@@ -201,14 +201,14 @@ def build(args: argparse.Namespace) -> int:
     )
     client = connect(local_host(settings), timeout=600)
     try:
-        with tempfile.TemporaryDirectory(prefix="dockyard-docker-host-") as tmp:
-            rootfs = Path(tmp) / "rootfs"
-            if args.rootfs:
-                shutil.copytree(args.rootfs, rootfs, symlinks=True)
-                say(f"[1/3] using the root filesystem in {args.rootfs}")
-            else:
+        if args.rootfs:
+            say(f"[1/3] using the root filesystem in {args.rootfs}")
+            import_rootfs(client, Path(args.rootfs), tag, labels)
+        else:
+            with tempfile.TemporaryDirectory(prefix="dockyard-docker-host-") as tmp:
+                rootfs = Path(tmp) / "rootfs"
                 debootstrap(rootfs)
-            import_rootfs(client, rootfs, tag, labels)
+                import_rootfs(client, rootfs, tag, labels)
         upload(client, tag, args.name, settings.home, args.cloud, args.visibility)
     finally:
         client.close()

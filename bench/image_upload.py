@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dockyard.docker.images import ensure_image, local_ref  # noqa: E402
 from dockyard.image.boot import BootImage  # noqa: E402
-from tests.support.cloud import Cloud, free_port  # noqa: E402
+from tests.support.cloud import new_cloud  # noqa: E402
 from tests.support.docker import TEST_LABEL, docker_client  # noqa: E402
 
 MiB = 1024 * 1024
@@ -112,7 +112,7 @@ def main() -> int:
         t_copy, _ = timed(copy)
         (work / "copy.tar").unlink()
 
-        cloud = Cloud(home=work / "home", port=free_port(), database_url=args.database_url)
+        cloud = new_cloud(work / "home", args.database_url)
         cloud.start()
         image_id = None
         try:

@@ -26,7 +26,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.network import cleanup, instance_of, network_cloud  # noqa: E402
+from tests.support.cloud import new_cloud  # noqa: E402
+from tests.support.network import instance_of  # noqa: E402
 
 N = "/networking/v2.0"
 
@@ -69,8 +70,12 @@ async def main(args) -> None:
     from dockyard.network.firewall import IptablesApplier, Ruleset
 
     with tempfile.TemporaryDirectory() as tmp:
-        cloud = network_cloud(Path(tmp) / "home", args.database_url)
-        cloud.extra_env["DOCKYARD_LOG_LEVEL"] = "WARNING"
+        cloud = new_cloud(
+            Path(tmp) / "home",
+            args.database_url,
+            docker=True,
+            env={"DOCKYARD_LOG_LEVEL": "WARNING"},
+        )
         cloud.start()
         instance = instance_of(cloud)
         try:
@@ -143,7 +148,7 @@ async def main(args) -> None:
             )
         finally:
             cloud.stop()
-            cleanup(cloud, instance)
+            cloud.cleanup(instance)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,8 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.cloud import Cloud, free_port  # noqa: E402
+from tests.support.cloud import Cloud, new_cloud, unique_cidr  # noqa: E402
 from tests.support.docker import TEST_LABEL, build_busybox_image  # noqa: E402
-from tests.support.network import unique_cidr  # noqa: E402
 
 IMAGE = "dockyard-bench-busybox"
 CMD = ["sh", "-c", "sleep 3600"]
@@ -132,12 +131,10 @@ def main() -> int:
     build_busybox_image(IMAGE, "sleep 3600")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        cloud = Cloud(
-            home=work / "home",
-            port=free_port(),
-            extra_env={
-                "DOCKYARD_CONTAINER_LABELS": f"{TEST_LABEL}=1",
-                "DOCKYARD_NETWORK_DEMO_CIDR": unique_cidr(),
+        cloud = new_cloud(
+            work / "home",
+            docker=True,
+            env={
                 "DOCKYARD_LOG_LEVEL": "WARNING",
                 "DOCKYARD_HEAT_MAX_PARALLEL": str(max(16, args.count)),
             },
@@ -167,6 +164,7 @@ def main() -> int:
                 )
         finally:
             cloud.stop()
+            cloud.cleanup()
     return 0
 
 

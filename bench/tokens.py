@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.cloud import ADMIN_PASSWORD, Cloud, free_port  # noqa: E402
+from tests.support.cloud import ADMIN_PASSWORD, new_cloud  # noqa: E402
 
 
 async def rate(make_request, seconds: float, concurrency: int) -> float:
@@ -42,7 +42,7 @@ async def rate(make_request, seconds: float, concurrency: int) -> float:
 
 async def main(seconds: float, concurrency: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        cloud = Cloud(home=Path(tmp), port=free_port(), extra_env={"DOCKYARD_LOG_LEVEL": "WARNING"})
+        cloud = new_cloud(Path(tmp), env={"DOCKYARD_LOG_LEVEL": "WARNING"})
         cloud.start()
         try:
             url = cloud.url + "/identity/v3"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cloud import Cloud, free_port
+from tests.support.cloud import Cloud, new_cloud
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -56,11 +56,7 @@ def make_database_url(backend: str, pg_databases: list[str]) -> str:
 def cloud(request, tmp_path_factory, pg_databases) -> Iterator[Cloud]:
     """A running dockyard shared by the tests of one module, per database backend."""
     url = make_database_url(request.param, pg_databases)
-    c = Cloud(
-        home=tmp_path_factory.mktemp(f"dockyard-{request.param}"),
-        port=free_port(),
-        database_url=url,
-    )
+    c = new_cloud(tmp_path_factory.mktemp(f"dockyard-{request.param}"), url)
     c.start()
     yield c
     c.stop()
@@ -70,7 +66,7 @@ def cloud(request, tmp_path_factory, pg_databases) -> Iterator[Cloud]:
 def fresh_cloud(request, tmp_path: Path, pg_databases) -> Iterator[Cloud]:
     """A dockyard of the test's own (not started), for restart and bootstrap tests."""
     url = make_database_url(request.param, pg_databases)
-    c = Cloud(home=tmp_path / "home", port=free_port(), database_url=url)
+    c = new_cloud(tmp_path / "home", url)
     yield c
     c.stop()
 

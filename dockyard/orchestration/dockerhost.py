@@ -1,10 +1,13 @@
 """`dockyard image build docker-host`: an image whose container runs dockerd on TCP 2375.
 
 Built from Debian packages (debootstrap --variant=minbase with docker.io and iptables), turned
-into a Docker image with `docker import`, then `docker save`d straight into the image service
-(Glance API, as the admin of this dockyard, public) while showing progress. A server booted
-from it with the Docker-host flavor (compute's `dockyard:host_profile=docker-host`) is a
-Docker host its project can target with `docker_endpoint: tcp://<server ip>:2375`.
+into a Docker image by `docker import` of the directory streamed as a tar, then `docker save`d
+straight into the image service (Glance API, as the admin of this dockyard, public) while
+showing progress. The Docker work goes through `dockyard.docker.build` on the engine of
+DOCKYARD_DOCKER_URL (the one `dockyard up` uses); the image is never whole in memory.
+A server booted from it with the Docker-host flavor (compute's
+`dockyard:host_profile=docker-host`) is a Docker host its project can target with
+`docker_endpoint: tcp://<server ip>:2375`.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import httpx
 import yaml
+
+from dockyard.docker.build import image_size, import_rootfs_dir, save_stream
+from dockyard.docker.client import connect, local_host
 
 INIT_PATH = "usr/local/bin/docker-host-init"
 INIT = """#!/bin/sh
@@ -81,32 +87,28 @@ def debootstrap(target: Path) -> None:
         raise SystemExit(f"debootstrap failed (exit {proc.returncode})")
 
 
-def import_rootfs(rootfs: Path, tag: str, labels: dict[str, str]) -> None:
-    for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
-                 "usr/share/info", "usr/share/locale"):  # fmt: skip
-        path = rootfs / junk
-        if path.is_dir():
-            for child in path.iterdir():
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink(missing_ok=True)
-    init = rootfs / INIT_PATH
-    init.parent.mkdir(parents=True, exist_ok=True)
-    init.write_text(INIT)
-    init.chmod(0o755)
+JUNK = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man",
+        "usr/share/info", "usr/share/locale")  # fmt: skip
+
+
+def _junk(name: str) -> bool:
+    """What the image leaves out of the root filesystem: the contents of the JUNK dirs."""
+    return any(name.startswith(f"{junk}/") for junk in JUNK)
+
+
+def import_rootfs(client, rootfs: Path, tag: str, labels: dict[str, str]) -> None:
+    """Import the directory (read only: trimmed and given the init script on the way) as
+    `tag`, with the labels."""
     say(f"[2/3] docker import as {tag} ...")
     changes = [f'CMD ["/{INIT_PATH}"]', "EXPOSE 2375", "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
     changes += [f"LABEL {k}={v}" for k, v in labels.items()]
-    args = ["docker", "import"]
-    for c in changes:
-        args += ["--change", c]
-    tar = subprocess.Popen(
-        ["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE
-    )
-    subprocess.run([*args, "-", tag], stdin=tar.stdout, check=True, capture_output=True)
-    if tar.wait() != 0:
-        raise SystemExit("tar of the rootfs failed")
+    try:
+        # a tar of the directory, streamed; device nodes go in as such, never read
+        import_rootfs_dir(
+            client, rootfs, tag, changes, skip=_junk, files={INIT_PATH: (INIT.encode(), 0o755)}
+        )
+    except Exception as exc:  # noqa: BLE001 - the engine's reason, said once, without a trace
+        raise SystemExit(f"docker import failed: {exc}") from exc
 
 
 def _auth(home: Path, cloud: str) -> tuple[str, str, str]:
@@ -144,14 +146,9 @@ def _auth(home: Path, cloud: str) -> tuple[str, str, str]:
     raise SystemExit("the catalog has no image service")
 
 
-def _saved(tag: str, total: int) -> Iterator[bytes]:
-    proc = subprocess.Popen(["docker", "save", tag], stdout=subprocess.PIPE)
-    assert proc.stdout is not None
+def _with_progress(chunks: Iterable[bytes], total: int) -> Iterator[bytes]:
     sent, last = 0, 0.0
-    while True:
-        chunk = proc.stdout.read(1024 * 1024)
-        if not chunk:
-            break
+    for chunk in chunks:
         sent += len(chunk)
         now = time.monotonic()
         if now - last > 0.5:
@@ -159,19 +156,12 @@ def _saved(tag: str, total: int) -> Iterator[bytes]:
             print(f"      uploaded {sent / 2**20:7.1f} MiB {pct}", flush=True)
             last = now
         yield chunk
-    if proc.wait() != 0:
-        raise SystemExit("docker save failed")
     print(f"      uploaded {sent / 2**20:7.1f} MiB 100%", flush=True)
 
 
-def upload(tag: str, name: str, home: Path, cloud: str, visibility: str) -> str:
+def upload(client, tag: str, name: str, home: Path, cloud: str, visibility: str) -> str:
     token, base, _ = _auth(home, cloud)
-    size = subprocess.run(
-        ["docker", "image", "inspect", "--format", "{{.Size}}", tag],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    size = image_size(client, tag)
     say(f"[3/3] docker save {tag} | upload to the image service as {name!r} ({visibility}) ...")
     headers = {"X-Auth-Token": token}
     with httpx.Client(base_url=base, headers=headers, timeout=600) as http:
@@ -190,7 +180,7 @@ def upload(tag: str, name: str, home: Path, cloud: str, visibility: str) -> str:
         image_id = r.json()["id"]
         r = http.put(
             f"/v2/images/{image_id}/file",
-            content=_saved(tag, int(size or 0)),
+            content=_with_progress(save_stream(client, tag), size),
             headers={"Content-Type": "application/octet-stream"},
         )
         if r.status_code >= 400:
@@ -209,17 +199,19 @@ def build(args: argparse.Namespace) -> int:
     labels = dict(
         item.split("=", 1) for item in (settings.container_labels or "").split(",") if "=" in item
     )
-    with tempfile.TemporaryDirectory(prefix="dockyard-docker-host-") as tmp:
+    client = connect(local_host(settings), timeout=600)
+    try:
         if args.rootfs:
-            rootfs = Path(tmp) / "rootfs"
-            # cp -a, not shutil.copytree: that reads device nodes (/dev/full never ends)
-            subprocess.run(["cp", "-a", str(args.rootfs), str(rootfs)], check=True)
             say(f"[1/3] using the root filesystem in {args.rootfs}")
+            import_rootfs(client, Path(args.rootfs), tag, labels)
         else:
-            rootfs = Path(tmp) / "rootfs"
-            debootstrap(rootfs)
-        import_rootfs(rootfs, tag, labels)
-    upload(tag, args.name, settings.home, args.cloud, args.visibility)
+            with tempfile.TemporaryDirectory(prefix="dockyard-docker-host-") as tmp:
+                rootfs = Path(tmp) / "rootfs"
+                debootstrap(rootfs)
+                import_rootfs(client, rootfs, tag, labels)
+        upload(client, tag, args.name, settings.home, args.cloud, args.visibility)
+    finally:
+        client.close()
     return 0
 
 

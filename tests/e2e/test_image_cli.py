@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.cloud import Cloud, free_port
+from tests.support.cloud import Cloud, new_cloud
 from tests.support.images import SavedImage
 
 
@@ -25,7 +25,7 @@ def saved(tmp_path_factory) -> Iterator[SavedImage]:
 def cloud(tmp_path_factory) -> Iterator[Cloud]:
     """One dockyard on SQLite for this module: the clients do not care which database sits
     behind the API, and tests/integration/test_image_api.py runs the API on both."""
-    c = Cloud(home=tmp_path_factory.mktemp("dockyard-e2e-image"), port=free_port())
+    c = new_cloud(tmp_path_factory.mktemp("dockyard-e2e-image"))
     c.start()
     yield c
     c.stop()
@@ -273,10 +273,9 @@ def test_projects_see_only_what_they_may(cloud, saved, third):
 
 
 def test_quota_exceeded_keeps_nothing(tmp_path, saved):
-    cloud = Cloud(
-        home=tmp_path / "home",
-        port=free_port(),
-        extra_env={"DOCKYARD_IMAGE_QUOTA_BYTES": str(len(saved.data) + len(saved.data) // 2)},
+    cloud = new_cloud(
+        tmp_path / "home",
+        env={"DOCKYARD_IMAGE_QUOTA_BYTES": str(len(saved.data) + len(saved.data) // 2)},
     )
     cloud.start()
     try:

@@ -6,20 +6,19 @@ import ipaddress
 
 import pytest
 
+from tests.support.cloud import new_cloud, unique_cidr
 from tests.support.docker import docker_client
-from tests.support.network import cleanup, instance_of, network_cloud, unique_cidr
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    c = network_cloud(tmp_path_factory.mktemp("dockyard-net-cli"))
+    c = new_cloud(tmp_path_factory.mktemp("dockyard-net-cli"), docker=True)
     c.start()
-    instance = instance_of(c)
     yield c
     c.stop()
-    cleanup(c, instance)
+    c.cleanup()
 
 
 def _docker_subnet(network_id: str) -> str | None:

@@ -7,9 +7,9 @@ import contextlib
 import docker.errors
 import pytest
 
-from tests.support.compute import cleanup, http_get, make_cloud
+from tests.support.cloud import new_cloud
+from tests.support.compute import http_get
 from tests.support.docker import docker_client
-from tests.support.network import unique_cidr
 
 pytestmark = pytest.mark.e2e
 
@@ -17,15 +17,14 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def newcomer_cloud(tmp_path):
     client = docker_client()
-    cloud, run_id = make_cloud(tmp_path / "home", cidr=unique_cidr())
-    cloud.extra_env["DOCKYARD_DEMO_IMAGE"] = "1"
+    cloud = new_cloud(tmp_path / "home", docker=True, fast=True, env={"DOCKYARD_DEMO_IMAGE": "1"})
     demo_ids: list[str] = []
     cloud.demo_ids = demo_ids
     try:
         yield cloud
     finally:
         cloud.stop()
-        cleanup(run_id)
+        cloud.cleanup()
         for image_id in demo_ids:
             with contextlib.suppress(docker.errors.APIError):
                 client.images.remove(f"dockyard/image-{image_id}:latest")

@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.cloud import BIN, Cloud, free_port
+from tests.support.cloud import BIN, Cloud, new_cloud
 from tests.support.docker import TEST_LABEL, build_busybox_image, docker_client
-from tests.support.network import unique_cidr
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 IMAGE = "dockyard-heat-busybox"
@@ -37,15 +36,11 @@ def docker():
 
 
 def _cloud(home: Path, **env) -> Cloud:
-    return Cloud(
-        home=home,
-        port=free_port(),
-        extra_env={
-            "DOCKYARD_CONTAINER_LABELS": f"{TEST_LABEL}=1,{TEST_LABEL}.heat=1",
-            "DOCKYARD_HEAT_ALLOWED_ENDPOINTS": SOCKET,
-            "DOCKYARD_NETWORK_DEMO_CIDR": unique_cidr(),
-            **env,
-        },
+    return new_cloud(
+        home,
+        docker=True,
+        labels={f"{TEST_LABEL}.heat": "1"},
+        env={"DOCKYARD_HEAT_ALLOWED_ENDPOINTS": SOCKET, **env},
     )
 
 
@@ -112,6 +107,7 @@ def heat(tmp_path_factory, docker, engine2):
     c.start()
     yield c
     c.stop()
+    c.cleanup()
 
 
 def legacy_heat(cloud: Cloud, *args: str) -> subprocess.CompletedProcess:
@@ -353,6 +349,7 @@ def test_kill_during_create_then_restart_finishes(tmp_path, docker):
         assert stack_containers(docker, sid) == []
     finally:
         cloud.stop()
+        cloud.cleanup()
 
 
 def test_image_from_the_image_service_is_delivered(heat, docker, tmp_path):

@@ -17,7 +17,7 @@ from dockyard.db import Database
 from dockyard.db.base import utcnow
 from dockyard.image.models import Image
 from tests.conftest import BACKENDS, make_database_url
-from tests.support.cloud import Cloud, free_port
+from tests.support.cloud import Cloud, new_cloud
 from tests.support.images import bad_archives, fake_docker_save, new_project_member
 
 IMG = "/image/v2/images"
@@ -470,11 +470,10 @@ def test_registry_backed_image_is_active_without_data(admin, demo):
 @pytest.fixture(params=BACKENDS, scope="module")
 def small_cloud(request, tmp_path_factory, pg_databases) -> Iterator[Cloud]:
     """A dockyard with tiny image quotas and a registry allow-list."""
-    c = Cloud(
-        home=tmp_path_factory.mktemp(f"dockyard-quota-{request.param}"),
-        port=free_port(),
-        database_url=make_database_url(request.param, pg_databases),
-        extra_env={
+    c = new_cloud(
+        tmp_path_factory.mktemp(f"dockyard-quota-{request.param}"),
+        make_database_url(request.param, pg_databases),
+        env={
             "DOCKYARD_IMAGE_QUOTA_IMAGES": "3",
             "DOCKYARD_IMAGE_QUOTA_BYTES": "200000",
             "DOCKYARD_IMAGE_ALLOWED_REGISTRIES": "127.0.0.1:5000",

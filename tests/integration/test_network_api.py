@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.conftest import BACKENDS, make_database_url
+from tests.support.cloud import new_cloud, unique_cidr
 from tests.support.docker import docker_client
-from tests.support.network import cleanup, instance_of, network_cloud
 
 N = "/networking/v2.0"
 
@@ -19,12 +19,11 @@ N = "/networking/v2.0"
 def cloud(request, tmp_path_factory, pg_databases):
     """The shared `cloud` fixture, with the test label on Docker objects and a range of its own."""
     url = make_database_url(request.param, pg_databases)
-    c = network_cloud(tmp_path_factory.mktemp(f"dockyard-net-{request.param}"), url)
+    c = new_cloud(tmp_path_factory.mktemp(f"dockyard-net-{request.param}"), url, docker=True)
     c.start()
-    instance = instance_of(c)
     yield c
     c.stop()
-    cleanup(c, instance)
+    c.cleanup()
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +77,6 @@ def _network(client, name: str, cidr: str | None = None, **extra) -> tuple[dict,
 
 
 def _free_cidr(cloud) -> str:
-    from tests.support.network import unique_cidr
-
     return unique_cidr()
 
 

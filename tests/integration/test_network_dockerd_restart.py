@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cloud import Cloud, free_port
+from tests.support.cloud import Cloud, new_cloud
 from tests.support.docker import TEST_LABEL, busybox_rootfs_tar, docker_client
-from tests.support.network import context_for, database_of, eventually, unique_cidr
+from tests.support.network import context_for, database_of, eventually
 
 IMAGE = "dockyard-net-busybox:test"
 N = "/networking/v2.0"
@@ -178,11 +178,12 @@ def test_rules_in_force_after_dockerd_restart(tmp_path):
             check=True,
             capture_output=True,
         )
-        cloud = NetnsCloud(home=tmp_path / "home", port=free_port(), netns=engine)
-        cloud.extra_env.update(
-            DOCKYARD_DOCKER_URL=engine.url,
-            DOCKYARD_CONTAINER_LABELS=f"{TEST_LABEL}=1",
-            DOCKYARD_NETWORK_DEMO_CIDR=unique_cidr(),
+        cloud = new_cloud(
+            tmp_path / "home",
+            docker=True,
+            env={"DOCKYARD_DOCKER_URL": engine.url},
+            cls=NetnsCloud,
+            netns=engine,
         )
         cloud.start()
         demo = cloud.client(cloud.token("demo"))

@@ -10,16 +10,9 @@ import time
 import httpx
 import pytest
 
-from tests.support.cloud import free_port
+from tests.support.cloud import free_port, new_cloud, unique_cidr
 from tests.support.docker import TEST_LABEL, build_busybox_image, docker_client
-from tests.support.network import (
-    cleanup,
-    context_for,
-    database_of,
-    eventually,
-    instance_of,
-    network_cloud,
-)
+from tests.support.network import context_for, database_of, eventually, instance_of
 
 IMAGE = "dockyard-net-busybox:test"
 OPEN_WITHIN = 2.0  # the promise; polling adds the cost of one probe on top
@@ -30,7 +23,7 @@ PROBE_SLACK = 1.5
 def env(tmp_path_factory):
     client = docker_client()
     build_busybox_image(IMAGE)
-    cloud = network_cloud(tmp_path_factory.mktemp("dockyard-fw"))
+    cloud = new_cloud(tmp_path_factory.mktemp("dockyard-fw"), docker=True)
     cloud.start()
     instance = instance_of(cloud)
     state = {"cloud": cloud, "client": client, "instance": instance, "containers": {}}
@@ -38,7 +31,7 @@ def env(tmp_path_factory):
         yield state
     finally:
         cloud.stop()
-        cleanup(cloud, instance)
+        cloud.cleanup(instance)
 
 
 def _run_container(client, binding, name: str):
@@ -213,7 +206,6 @@ def test_changing_a_ports_groups(env, servers):
 def test_connect_a_second_network_and_disconnect(env, servers):
     from dockyard.docker.networks import connect, disconnect
     from dockyard.network.ports import allocate_port, release_ports
-    from tests.support.network import unique_cidr
 
     cloud, client, c = env["cloud"], env["client"], servers["c_ct"]
     demo = cloud.client(cloud.token("demo"))

@@ -8,8 +8,9 @@ import socket
 import socketserver
 import threading
 
+from tests.support.cloud import new_cloud, unique_cidr
 from tests.support.docker import TEST_LABEL, build_busybox_image, docker_client
-from tests.support.network import cleanup, eventually, instance_of, network_cloud, unique_cidr
+from tests.support.network import eventually
 
 N = "/networking/v2.0"
 IMAGE = "dockyard-net-busybox:test"
@@ -45,10 +46,8 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 def test_docker_down_at_start_then_reconciled(tmp_path):
     docker_client()  # the real engine must answer for the second half
     sock = tmp_path / "docker.sock"
-    cloud = network_cloud(tmp_path / "home")
-    cloud.extra_env["DOCKYARD_DOCKER_URL"] = f"unix://{sock}"
+    cloud = new_cloud(tmp_path / "home", docker=True, env={"DOCKYARD_DOCKER_URL": f"unix://{sock}"})
     cloud.start()
-    instance = instance_of(cloud)
     proxy = None
     try:
         demo = cloud.client(cloud.token("demo"))
@@ -86,4 +85,4 @@ def test_docker_down_at_start_then_reconciled(tmp_path):
         if proxy is not None:
             proxy.shutdown()
             proxy.server_close()
-        cleanup(cloud, instance)
+        cloud.cleanup()

@@ -1,48 +1,29 @@
-"""Compute test helpers: a cloud configured for fast, labelled, removable servers; images
-uploaded from locally built busybox images; waiting for states; Docker's own view."""
+"""Compute test helpers: images uploaded from locally built busybox images; waiting for
+states; Docker's own view. Clouds come from tests.support.cloud.new_cloud(docker=True,
+fast=True); `make_cloud` and `cleanup(run_id)` below are the older spelling of it."""
 
 from __future__ import annotations
 
 import contextlib
-import random
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import docker.errors
 import httpx
 
-from tests.support.cloud import Cloud, free_port
-from tests.support.docker import TEST_LABEL, build_busybox_image, docker_client
+from tests.support.cloud import RUN_LABEL, Cloud, new_cloud, remove_run_objects
+from tests.support.docker import build_busybox_image, docker_client
 
-RUN_LABEL = "dockyard.test.run"
 MV = {"OpenStack-API-Version": "compute 2.96"}
 HTTPD_TAG = "dockyard-test/httpd:latest"
 
 
-def random_cidr() -> str:
-    return f"10.{random.randint(100, 250)}.{random.randint(0, 250)}.0/24"
-
-
-def compute_env(run_id: str, cidr: str | None = None) -> dict:
-    """Settings that make a test cloud fast and its Docker objects findable."""
-    return {
-        "DOCKYARD_CONTAINER_LABELS": f"{TEST_LABEL}=1,{RUN_LABEL}={run_id}",
-        "DOCKYARD_COMPUTE_STOP_TIMEOUT": "2",
-        "DOCKYARD_RECONCILE_INTERVAL": "1",
-        "DOCKYARD_ORPHAN_GRACE_SECONDS": "1",
-        "DOCKYARD_TASK_LEASE_SECONDS": "3",
-        "DOCKYARD_NETWORK_DEMO_CIDR": cidr or random_cidr(),
-    }
-
-
 def make_cloud(home: Path, database_url: str = "", cidr: str | None = None) -> tuple[Cloud, str]:
-    run_id = uuid.uuid4().hex[:10]
-    cloud = Cloud(
-        home=home, port=free_port(), database_url=database_url, extra_env=compute_env(run_id, cidr)
-    )
-    return cloud, run_id
+    """A compute test cloud and its run id: new_cloud(home, database_url, docker=True,
+    fast=True, cidr=cidr)."""
+    cloud = new_cloud(home, database_url, docker=True, fast=True, cidr=cidr)
+    return cloud, cloud.run_id
 
 
 # ids of images these tests put into a cloud (their host copies are removed by cleanup)
@@ -52,21 +33,13 @@ UPLOADED: list[str] = []
 def cleanup(run_id: str) -> None:
     """Remove every container, network and volume a test cloud of this run made, and the
     host copies (dockyard/image-<id>) of the images the tests uploaded."""
+    remove_run_objects(run_id)
+    remove_uploaded_images()
+
+
+def remove_uploaded_images() -> None:
+    """The host copies (dockyard/image-<id>) of the images upload_image put into clouds."""
     client = docker_client()
-    flt = {"label": f"{RUN_LABEL}={run_id}"}
-    for c in client.containers.list(all=True, filters=flt):
-        c.remove(force=True, v=True)
-    for n in client.networks.list(filters=flt):
-        for _ in range(10):  # Docker may still be releasing the endpoints of removed containers
-            try:
-                n.remove()
-                break
-            except docker.errors.NotFound:
-                break
-            except docker.errors.APIError:  # retried, then left for the next cleanup
-                time.sleep(0.3)
-    for v in client.volumes.list(filters=flt):
-        v.remove(force=True)
     while UPLOADED:
         ref = f"dockyard/image-{UPLOADED.pop()}:latest"
         with contextlib.suppress(docker.errors.APIError):  # gone, or used by a container

@@ -1,98 +1,43 @@
-"""Helpers for the networking tests: clouds with their own address ranges, cleanup, contexts."""
+"""Helpers for the networking tests: the instance id, database access, contexts, polling.
+Clouds come from tests.support.cloud.new_cloud(docker=True) and are cleaned by
+`cloud.cleanup()`; `network_cloud`, `cleanup` and `unique_cidr` here are the older spelling."""
 
 from __future__ import annotations
 
-import ipaddress
-import random
-import subprocess
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.support.cloud import Cloud, free_port
-from tests.support.docker import TEST_LABEL
-
-_HANDED_OUT: set[str] = set()
-
-
-def unique_cidr() -> str:
-    """A /24 that overlaps no Docker network on this host and none handed out before by this
-    process (nor the default 10.0.0.0/24), so concurrent test runs do not collide."""
-    ids = subprocess.run(["docker", "network", "ls", "-q"], capture_output=True, text=True)
-    used = subprocess.run(
-        ["docker", "network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"]
-        + ids.stdout.split(),
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    taken = [ipaddress.ip_network(u) for u in used if "." in u]
-    while True:
-        cidr = f"10.{random.randint(200, 249)}.{random.randint(0, 255)}.0/24"
-        net = ipaddress.ip_network(cidr)
-        if cidr not in _HANDED_OUT and not any(net.overlaps(t) for t in taken):
-            _HANDED_OUT.add(cidr)
-            return cidr
+from tests.support.cloud import Cloud, new_cloud
+from tests.support.cloud import unique_cidr as unique_cidr  # re-exported: tests import it here
 
 
 def network_cloud(home: Path, database_url: str = "") -> Cloud:
     """A dockyard whose Docker objects carry the test label and whose demo network has a
-    range of its own (so concurrent test runs on one Docker host do not collide)."""
-    return Cloud(
-        home=home,
-        port=free_port(),
-        database_url=database_url,
-        extra_env={
-            "DOCKYARD_CONTAINER_LABELS": f"{TEST_LABEL}=1",
-            "DOCKYARD_NETWORK_DEMO_CIDR": unique_cidr(),
-        },
-    )
+    range of its own: new_cloud(home, database_url, docker=True)."""
+    return new_cloud(home, database_url, docker=True)
+
+
+def cleanup(cloud: Cloud, instance: str | None = None) -> None:
+    """cloud.cleanup(instance): its Docker objects, networks and firewall chains."""
+    cloud.cleanup(instance)
 
 
 def database_of(cloud: Cloud):
-    from dockyard.db import Database
-
-    return Database(cloud.database_url or f"sqlite:///{cloud.home / 'dockyard.db'}")
+    return cloud.database()
 
 
 def instance_of(cloud: Cloud) -> str:
+    """The cloud's instance id (made if it has none yet, as the cloud itself would)."""
     from dockyard.network.common import instance_id
 
-    db = database_of(cloud)
+    db = cloud.database()
     try:
         with db.session() as s:
             return instance_id(s)
     finally:
         db.dispose()
-
-
-def cleanup(cloud: Cloud, instance: str) -> None:
-    """Remove the test containers, the Docker networks and the firewall chains of a cloud."""
-    from dockyard.network.common import chain_prefix
-    from dockyard.network.firewall import IptablesApplier
-
-    ids = subprocess.run(
-        ["docker", "network", "ls", "-q", "--filter", f"label=dockyard.instance={instance}"],
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    for net in ids:
-        attached = subprocess.run(
-            [
-                "docker",
-                "network",
-                "inspect",
-                "--format",
-                "{{range $k, $v := .Containers}}{{$k}} {{end}}",
-                net,
-            ],
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        for c in attached:
-            subprocess.run(["docker", "rm", "-f", c], capture_output=True)
-        subprocess.run(["docker", "network", "rm", net], capture_output=True)
-    IptablesApplier().remove(chain_prefix(instance))
 
 
 def context_for(cloud: Cloud, user: str = "demo", project: str | None = None):

@@ -111,8 +111,9 @@ def import_rootfs(client, rootfs: Path, tag: str, labels: dict[str, str]) -> Non
         raise SystemExit(f"docker import failed: {exc}") from exc
 
 
-def _auth(home: Path, cloud: str) -> tuple[str, str, str]:
-    """(token, image endpoint, project id) for the cloud entry of this dockyard's clouds.yaml."""
+def _auth(home: Path, cloud: str) -> tuple[str, dict[str, str]]:
+    """(token, public endpoint by service type) for the cloud entry of this dockyard's
+    clouds.yaml."""
     path = Path(os.environ.get("OS_CLIENT_CONFIG_FILE") or home / "clouds.yaml")
     auth = (yaml.safe_load(path.read_text()) or {})["clouds"][cloud]["auth"]
     body = {
@@ -139,11 +140,43 @@ def _auth(home: Path, cloud: str) -> tuple[str, str, str]:
     r.raise_for_status()
     token = r.headers["X-Subject-Token"]
     data = r.json()["token"]
-    for svc in data["catalog"]:
-        if svc["type"] == "image":
-            url = next(e["url"] for e in svc["endpoints"] if e["interface"] == "public")
-            return token, url.rstrip("/"), data["project"]["id"]
-    raise SystemExit("the catalog has no image service")
+    endpoints = {
+        svc["type"]: next(e["url"] for e in svc["endpoints"] if e["interface"] == "public")
+        for svc in data["catalog"]
+    }
+    if "image" not in endpoints:
+        raise SystemExit("the catalog has no image service")
+    return token, {k: v.rstrip("/") for k, v in endpoints.items()}
+
+
+def ensure_flavor(home: Path, cloud: str, name: str) -> None:
+    """The Docker-host flavor (admin-only extra spec dockyard:host_profile=docker-host), made
+    if missing, so the image boots as a Docker host right away."""
+    token, endpoints = _auth(home, cloud)
+    if "compute" not in endpoints:
+        return
+    headers = {"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.55"}
+    with httpx.Client(base_url=endpoints["compute"], headers=headers, timeout=60) as http:
+        if http.get(f"/flavors/{name}").status_code == 200:
+            say(f"flavor {name} exists; boot with --flavor {name}")
+            return
+        body = {"flavor": {"name": name, "id": name, "ram": 1024, "vcpus": 1, "disk": 0,
+                           "description": "Docker-host servers (dockerd on TCP 2375)"}}  # fmt: skip
+        r = http.post("/flavors", json=body)
+        if r.status_code == 409:
+            say(f"a flavor named {name} exists; boot with --flavor {name}")
+            return
+        if r.status_code >= 400:
+            say(f"could not make flavor {name} ({r.status_code}): an admin can make it with")
+            say(f"  openstack flavor create --ram 1024 --vcpus 1 --property "
+                f"dockyard:host_profile=docker-host {name}")  # fmt: skip
+            return
+        spec = {"extra_specs": {"dockyard:host_profile": "docker-host"}}
+        r = http.post(f"/flavors/{name}/os-extra_specs", json=spec)
+        if r.status_code >= 400:
+            http.delete(f"/flavors/{name}")
+            raise SystemExit(f"flavor {name}: extra spec refused: {r.status_code} {r.text}")
+    say(f"flavor {name} made (1024 MB, 1 vCPU, dockyard:host_profile=docker-host)")
 
 
 def _with_progress(chunks: Iterable[bytes], total: int) -> Iterator[bytes]:
@@ -160,7 +193,8 @@ def _with_progress(chunks: Iterable[bytes], total: int) -> Iterator[bytes]:
 
 
 def upload(client, tag: str, name: str, home: Path, cloud: str, visibility: str) -> str:
-    token, base, _ = _auth(home, cloud)
+    token, endpoints = _auth(home, cloud)
+    base = endpoints["image"]
     size = image_size(client, tag)
     say(f"[3/3] docker save {tag} | upload to the image service as {name!r} ({visibility}) ...")
     headers = {"X-Auth-Token": token}
@@ -210,6 +244,8 @@ def build(args: argparse.Namespace) -> int:
                 debootstrap(rootfs)
                 import_rootfs(client, rootfs, tag, labels)
         upload(client, tag, args.name, settings.home, args.cloud, args.visibility)
+        if args.flavor:
+            ensure_flavor(settings.home, args.cloud, args.flavor)
     finally:
         client.close()
     return 0
@@ -225,6 +261,8 @@ def add_cli(sub) -> None:
     b.add_argument("--tag", default=None, help="local Docker tag (default dockyard/<name>)")
     b.add_argument("--cloud", default="dockyard-admin", help="clouds.yaml entry to upload as")
     b.add_argument("--visibility", default="public", choices=["public", "private", "shared"])
+    b.add_argument("--flavor", default="docker-host",
+                   help="Docker-host flavor to make if missing ('' for none)")  # fmt: skip
     b.add_argument("--rootfs", default=None, help=argparse.SUPPRESS)  # tests: skip debootstrap
     b.set_defaults(func=build)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dockyard.config import Settings
@@ -16,3 +17,5 @@ class Runtime:
     db: Database
     keys: KeyRing
     catalog: list[ServiceEntry] = field(default_factory=list)
+    # wake a service's background worker now, by name ("compute"): set by the service
+    wakers: dict[str, Callable[[], None]] = field(default_factory=dict)

@@ -1049,78 +1049,35 @@ def build(runtime: Runtime) -> ServiceApp:
 
     def confirm_resize(server_id, ctx) -> Response:
         with db.session() as s:
-            server = get_server(s, ctx, server_id)
-            if server.locked and not ctx.is_admin:
-                raise Conflict(f"Instance {server.id} is locked.")
-            states.check("confirmResize", server.vm_state, server.task_state)
-            server.vm_state = states.ACTIVE
-            server.old_flavor = None
-            server.updated_at = utcnow()
+            servers.confirm_resize(s, ctx, server_id)
         reconciler.mark(server_id)
         return Response(status_code=204)
 
     def resize(server_id, args, ctx) -> Response:
         if not isinstance(args, dict) or "flavorRef" not in args:
             raise BadRequest("Invalid input for field/attribute resize: 'flavorRef' is required.")
-
-        def prepare(s: Session, server: Server) -> None:
-            new = flv.for_boot(s, ctx, args["flavorRef"])
-            old = dict(server.flavor or {})
-            if new.id == server.flavor_id:
-                raise BadRequest("When resizing, instances must change flavor!")
-            delta = {
-                "cores": new.vcpus - int(old.get("vcpus", 0)),
-                "ram": new.ram - int(old.get("ram", 0)),
-            }
-            if delta["cores"] > 0 or delta["ram"] > 0:
-                quotas.enforce(s, settings, server.project_id, delta)
-            server.old_flavor = old
-            server.flavor = flv.snapshot(new)
-            server.flavor_id = new.id
-            payload["flavor"] = server.flavor
-
-        payload: dict = {"action": "resize"}
-        enqueue_action(server_id, ctx, "resize", payload, prepare)
+        with db.session() as s:
+            servers.start_resize(s, settings, ctx, server_id, args["flavorRef"])
+        compute.runner.kick()
         return Response(status_code=202)
 
     def rebuild(server_id, args, ctx, mv) -> JSONResponse:
         if not isinstance(args, dict) or not args.get("imageRef"):
             raise BadRequest("Invalid input for field/attribute rebuild: 'imageRef' is required.")
-        payload: dict = {"action": "rebuild"}
-
-        def prepare(s: Session, server: Server) -> None:
-            image = glue.boot_image(s, ctx, args["imageRef"])
-            flavor_ram = int((server.flavor or {}).get("ram", 0))
-            if image.min_ram and flavor_ram < image.min_ram:
-                raise BadRequest("Flavor's memory is too small for requested image.")
-            if "name" in args:
-                server.name = _name(args["name"])
-            if "metadata" in args:
-                limits = quotas.limits_for(s, settings, server.project_id)
-                server.meta = servers.checked_metadata(
-                    args["metadata"], limits.get("metadata_items", -1)
-                )
-            if "description" in args and mv >= (2, 19):
-                server.description = args["description"]
-            if "key_name" in args and mv >= (2, 54):
-                if args["key_name"] is None:
-                    server.key_name, server.key_data = None, None
-                else:
-                    kp = s.scalar(
-                        select(KeyPair).where(
-                            KeyPair.user_id == ctx.user_id, KeyPair.name == args["key_name"]
-                        )
-                    )
-                    if kp is None:
-                        raise BadRequest(f"Invalid key_name provided: {args['key_name']}.")
-                    server.key_name, server.key_data = kp.name, kp.public_key
-            if "user_data" in args and mv >= (2, 57):
-                server.user_data = args["user_data"]
-            server.image_id = image.id
-            payload["image"] = glue.image_to_payload(image)
-            payload["keep_stopped"] = server.vm_state == states.STOPPED
-
-        enqueue_action(server_id, ctx, "rebuild", payload, prepare)
+        changes: dict = {}
+        if "name" in args:
+            changes["name"] = _name(args["name"])
+        if "metadata" in args:
+            changes["metadata"] = args["metadata"]
+        if "description" in args and mv >= (2, 19):
+            changes["description"] = args["description"]
+        if "key_name" in args and mv >= (2, 54):
+            changes["key_name"] = args["key_name"]
+        if "user_data" in args and mv >= (2, 57):
+            changes["user_data"] = args["user_data"]
+        with db.session() as s:
+            servers.start_rebuild(s, settings, ctx, server_id, args["imageRef"], changes)
+        compute.runner.kick()
         with db.session() as s:
             server = get_server(s, ctx, server_id)
             out = detail(s, server, mv, ctx, groups=mv >= (2, 71))

@@ -132,6 +132,12 @@ def firewall_changed(runtime) -> None:
         trigger(runtime)
 
 
+def device_addresses(session: Session, device_ids: list[str]) -> set[str]:
+    from dockyard.network.ports import fixed_ips_of_devices
+
+    return fixed_ips_of_devices(session, device_ids)
+
+
 def addresses_of(bindings) -> dict:
     out: dict[str, list[dict]] = {}
     for b in bindings:

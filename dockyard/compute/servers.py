@@ -4,6 +4,8 @@ create writes nothing) and wake the runner afterwards with `kick(runtime)`."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import secrets
 import uuid
@@ -24,23 +26,21 @@ from dockyard.compute.models import KeyPair, Server, ServerGroup
 from dockyard.db.base import utcnow
 from dockyard.tasks import queue
 
+NAME_RE = re.compile(r"^[^\x00-\x1f]{1,255}$")
 CREATE = "compute.create"
 DELETE = "compute.delete"
 ACTION = "compute.action"
 
-# the compute runner of each process, by runtime, so other services can wake it
-_runners: dict[int, Any] = {}
-
 
 def register_runner(runtime, runner) -> None:
-    _runners[id(runtime)] = runner
+    runtime.wakers["compute"] = runner.kick
 
 
 def kick(runtime) -> None:
     """Wake this process's compute runner now (it polls the database anyway)."""
-    runner = _runners.get(id(runtime))
-    if runner is not None:
-        runner.kick()
+    wake = getattr(runtime, "wakers", {}).get("compute")
+    if wake is not None:
+        wake()
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,18 @@ def create(
     it). Raises the error Nova gives for a bad flavor, image, key, group or network."""
     enforce(ctx, "compute:servers:create")
     project_id = _need_project(ctx)
+    if not NAME_RE.match(spec.name or "") or not spec.name.strip():
+        raise BadRequest(
+            "Invalid input for field/attribute name: a string of 1 to 255 printable "
+            "characters, not only spaces."
+        )
+    if spec.user_data is not None:
+        if len(spec.user_data) > 65535:
+            raise BadRequest("user_data must be base64 text of at most 65535 bytes.")
+        try:
+            base64.b64decode(spec.user_data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequest("Invalid input for field/attribute user_data: not base64.") from exc
     if spec.max_count < spec.min_count:
         raise BadRequest("min_count must be <= max_count.")
     if spec.server_id and spec.max_count != 1:
@@ -319,17 +331,18 @@ def find_live(session: Session, server_id: str) -> Server | None:
 
 
 def project_addresses(session: Session, project_id: str) -> set[str]:
-    """Every fixed IP of the project's live servers (what `docker_endpoint` may target)."""
-    rows = session.execute(
-        select(Server.addresses).where(Server.project_id == project_id, Server.deleted.is_(False))
+    """The fixed IPs the project's ACTIVE servers hold now (their ports' live bindings, not
+    the addresses recorded at boot): what `docker_endpoint` may target."""
+    ids = list(
+        session.scalars(
+            select(Server.id).where(
+                Server.project_id == project_id,
+                Server.deleted.is_(False),
+                Server.vm_state == states.ACTIVE,
+            )
+        )
     )
-    return {
-        entry["addr"]
-        for (addresses,) in rows
-        for entries in (addresses or {}).values()
-        for entry in entries
-        if entry.get("addr")
-    }
+    return glue.device_addresses(session, ids)
 
 
 def enqueue_action(

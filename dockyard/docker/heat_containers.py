@@ -111,9 +111,8 @@ def answering(url: str, tls: dict | None = None) -> docker.APIClient:
     """connect(), then a ping: DockerFailure when the engine does not answer (yet)."""
     client = connect(url, tls=tls)
     try:
-        client.ping()
+        client.ping()  # the shared client stays: its pool reconnects once the engine answers
     except (DockerException, requests.RequestException) as exc:
-        _CLIENTS.drop(url)
         raise DockerFailure(f"cannot reach the Docker engine at {url}: {exc}") from exc
     return client
 
@@ -214,6 +213,8 @@ def create(client: docker.APIClient, body: dict, name: str | None) -> str:
     """POST /containers/create with the given Engine API body; returns the container id."""
     try:
         result = client.create_container_from_config(body, name=name or None)
+    except ImageNotFound as exc:
+        raise DockerFailure(_explain(exc)) from exc
     except NotFound as exc:
         if "network" in _explain(exc).lower():
             raise NetworkMissing(_explain(exc)) from exc
@@ -237,9 +238,12 @@ def inspect(client: docker.APIClient, cid: str) -> dict | None:
         return None
 
 
+LOG_LINES = 10000  # the logs attributes read at most this many last lines
+
+
 def logs(client: docker.APIClient, cid: str) -> str:
     try:
-        raw = client.logs(cid, stdout=True, stderr=True, timestamps=False)
+        raw = client.logs(cid, stdout=True, stderr=True, timestamps=False, tail=LOG_LINES)
     except NotFound:
         return ""
     return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)

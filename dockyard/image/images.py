@@ -184,23 +184,33 @@ def get_visible(session: Session, ctx: RequestContext, image_id: str, lock: bool
 
 
 def find_visible(session: Session, ctx: RequestContext, ref: str) -> Image:
-    """A visible image by id, else by name (what templates use); 404 when none, 409 when the
-    name is not unique among the images the caller sees (the caller's own one wins)."""
+    """A visible image by id, else by name (what templates use), matching names as Glance's
+    default list does: the project's own, public, and shared images it accepted; community
+    images only when none of those has the name. 404 when none, 409 when still ambiguous."""
     from dockyard.api.errors import Conflict
 
     found = session.get(Image, ref) if len(ref) <= 36 else None
     if found is not None and can_see(session, ctx, found):
         return found
-    named = [i for i in session.scalars(select(Image).where(Image.name == ref))]
-    named = [i for i in named if can_see(session, ctx, i)]
-    if len(named) > 1:
-        own = [i for i in named if is_owner(ctx, i)]
+
+    def listed(i: Image) -> bool:
+        if is_owner(ctx, i) or i.visibility == "public":
+            return True
+        if i.visibility == "shared":
+            m = membership(session, i, ctx.project_id)
+            return m is not None and m.status == "accepted"
+        return ctx.is_admin and i.visibility == "private"
+
+    named = list(session.scalars(select(Image).where(Image.name == ref)))
+    chosen = [i for i in named if listed(i)] or [i for i in named if i.visibility == "community"]
+    if len(chosen) > 1:
+        own = [i for i in chosen if is_owner(ctx, i)]
         if len(own) != 1:
             raise Conflict(f"Multiple images named {ref} are visible: use the image id.")
-        named = own
-    if not named:
+        chosen = own
+    if not chosen:
         raise NotFound(f"No image found with ID or name {ref}")
-    return named[0]
+    return chosen[0]
 
 
 def _owner_target(image: Image) -> dict[str, Any]:

@@ -402,3 +402,15 @@ def release_ports(session: Session, device_id: str) -> None:
             port.device_owner = ""
             port.revision_number += 1
     session.flush()
+
+
+def fixed_ips_of_devices(session: Session, device_ids: list[str]) -> set[str]:
+    """The fixed IPs held right now by ports bound to these devices."""
+    if not device_ids:
+        return set()
+    rows = session.scalars(
+        select(IPAllocation.ip_address)
+        .join(Port, Port.id == IPAllocation.port_id)
+        .where(Port.device_id.in_(device_ids))
+    )
+    return set(rows)

@@ -811,7 +811,7 @@ def build(runtime: Runtime) -> ServiceApp:
                 raise stack_not_found(name)
             if s.action == "DELETE" and s.status == "IN_PROGRESS":
                 return
-            eng.begin_action(session, s, "DELETE")
+            eng.begin_action(session, s, "DELETE", roles=list(ctx.roles))
         engine.runner.kick()
 
     def do_update(
@@ -867,7 +867,7 @@ def build(runtime: Runtime) -> ServiceApp:
             if "tags" in body and (not patch or body["tags"] is not None):
                 s.tags = tags_of(body["tags"])
             s.updated_at = utcnow()
-            eng.begin_action(session, s, "UPDATE")
+            eng.begin_action(session, s, "UPDATE", roles=list(ctx.roles))
         engine.runner.kick()
         return None
 
@@ -1048,7 +1048,7 @@ def build(runtime: Runtime) -> ServiceApp:
                         )
                     if action == "cancel_update":
                         # back to the stored template (the running update stops by itself)
-                        eng.begin_action(session, s, "ROLLBACK")
+                        eng.begin_action(session, s, "ROLLBACK", roles=list(ctx.roles))
                     else:
                         s.generation = Stack.generation + 1  # in SQL, like begin_action
                         eng.set_stack_state(
@@ -1060,7 +1060,7 @@ def build(runtime: Runtime) -> ServiceApp:
                     raise in_progress(s.name, s.action)
                 if s.action == "DELETE":
                     raise stack_not_found(name)
-                eng.begin_action(session, s, action.upper())
+                eng.begin_action(session, s, action.upper(), roles=list(ctx.roles))
             engine.runner.kick()
 
         await run(do)

@@ -120,8 +120,10 @@ def set_state_if_current(
         return True
 
 
-def begin_action(session, stack: Stack, action: str) -> dict:
-    """Mark a new action IN_PROGRESS (superseding any running one); returns the op payload."""
+def begin_action(session, stack: Stack, action: str, roles: list[str] | None = None) -> dict:
+    """Mark a new action IN_PROGRESS (superseding any running one); returns the op payload.
+    `roles`: those of the user asking, which the action's resources act with (an update by a
+    member of a stack an admin made must not act as admin)."""
     session.flush()
     stack.generation = Stack.generation + 1  # in SQL: concurrent bumps cannot collapse
     session.flush()
@@ -129,6 +131,8 @@ def begin_action(session, stack: Stack, action: str) -> dict:
     # end state before the bump, and a stale copy would skip writing the fields we set below
     # (the ORM writes only what differs from what it loaded), mixing two actions' states.
     session.refresh(stack)
+    if roles is not None:
+        stack.roles = sorted(roles)
     stack.action_started_at = utcnow()
     set_stack_state(session, stack, action, "IN_PROGRESS", f"Stack {action} started")
     payload = {"action": action, "generation": stack.generation}

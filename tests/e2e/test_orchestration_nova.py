@@ -145,6 +145,14 @@ def test_server_keypair_and_group_through_compute(cloud, httpd, tmp_path):
     assert resources["web"]["resource_type"] == "OS::Nova::Server"
     assert resources["web"]["physical_resource_id"] == sid
 
+    # stack suspend/resume suspend and resume the server (twice: the second is a no-op)
+    for _ in range(2):
+        ok(demo(cloud, "stack", "suspend", "novastack", "--wait"))
+        assert demo_json(cloud, "server", "show", sid)["status"] == "SUSPENDED"
+    ok(demo(cloud, "stack", "resume", "novastack", "--wait"))
+    assert demo_json(cloud, "server", "show", sid)["status"] == "ACTIVE"
+    assert demo_json(cloud, "stack", "show", "novastack")["stack_status"] == "RESUME_COMPLETE"
+
     # metadata changes in place; a new flavor resizes the same server live (RESIZE, the
     # default policy); with flavor_update_policy REPLACE a new flavor makes a new server
     doc["resources"]["web"]["properties"]["metadata"] = {"role": "front"}
@@ -196,6 +204,21 @@ def test_bad_flavor_image_or_keypair(cloud, httpd, tmp_path):
     assert "Invalid key_name provided: nokey" in show["stack_status_reason"]
     assert demo_json(cloud, "server", "list") == before
     ok(demo(cloud, "stack", "delete", "bad3", "--yes", "--wait"))
+
+
+def test_keypair_of_the_same_name_is_left_alone(cloud, tmp_path):
+    """A stack's OS::Nova::KeyPair never takes over (nor deletes) the user's own key pair."""
+    mine = demo_json(cloud, "keypair", "create", "--private-key", str(tmp_path / "k"), "mykey")
+    tpl = write(tmp_path, "kp.yml", {"heat_template_version": "2018-08-31", "resources": {
+        "k": {"type": "OS::Nova::KeyPair", "properties": {"name": "mykey"}}}})  # fmt: skip
+    demo(cloud, "stack", "create", "-t", tpl, "kpstack", "--wait")
+    show = demo_json(cloud, "stack", "show", "kpstack")
+    assert show["stack_status"] == "CREATE_FAILED"
+    assert "Key pair 'mykey' already exists" in show["stack_status_reason"]
+    ok(demo(cloud, "stack", "delete", "kpstack", "--yes", "--wait"))
+    kept = demo_json(cloud, "keypair", "show", "mykey")
+    assert kept["fingerprint"] == mine["fingerprint"]
+    ok(demo(cloud, "keypair", "delete", "mykey"))
 
 
 def test_story_step7_and_8_on_a_docker_host_server(cloud, httpd, docker_host, tmp_path):
@@ -275,3 +298,35 @@ def test_story_step7_and_8_on_a_docker_host_server(cloud, httpd, docker_host, tm
 def httpd_ref(image_id: str) -> str:
     """The tag under which the image service delivered an image to a Docker engine."""
     return f"dockyard/image-{image_id}:latest"
+
+
+def test_image_names_resolve_as_glance_lists_them(cloud, httpd, tmp_path):
+    """Another project's community image of the same name does not hijack (nor break) a
+    template's `image: httpd`; two of one's own images of one name need the id."""
+    props = {"image": "httpd", "flavor": "m1.tiny", "networks": [{"network": "private"}]}
+    tpl = write(tmp_path, "v.yml", {"heat_template_version": "2018-08-31", "resources": {
+        "s": {"type": "OS::Nova::Server", "properties": props}}})  # fmt: skip
+
+    # records without data (the client would read its stdin as the image data)
+    def image(token: str, name: str, **extra) -> str:
+        body = {"name": name, "container_format": "docker", "disk_format": "raw", **extra}
+        with cloud.client(token) as http:
+            r = http.post("/image/v2/images", json=body)
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    spoof = image(cloud.token("admin"), "httpd", visibility="community")
+    try:
+        ok(demo(cloud, "orchestration", "template", "validate", "-t", tpl))
+    finally:
+        ok(cloud.cli("image", "delete", spoof))
+    dups = [image(cloud.token("demo"), "dup") for _ in range(2)]
+    try:
+        dup = write(tmp_path, "d.yml", {"heat_template_version": "2018-08-31", "resources": {
+            "s": {"type": "OS::Nova::Server", "properties": {
+                "image": "dup", "flavor": "m1.tiny"}}}})  # fmt: skip
+        r = demo(cloud, "orchestration", "template", "validate", "-t", dup)
+        assert r.returncode != 0 and "Multiple images named dup" in r.stderr, r.stderr
+    finally:
+        for i in dups:
+            ok(demo(cloud, "image", "delete", i))

@@ -4,6 +4,7 @@ owns or an admin allowed."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 from typing import Any
@@ -197,6 +198,19 @@ class DockerContainer(Resource):
         allowed = {normalize_endpoint(e) for e in _split(self.ctx.settings.heat_allowed_endpoints)}
         if norm in allowed:
             return
+        host = _ENDPOINT.match(norm).group(2).strip("[]") if _ENDPOINT.match(norm) else ""
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            ip = None
+        if ip is not None and (
+            ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast
+        ):
+            raise TemplateError(
+                f"Property error: {where}: {endpoint} is a local address, not the Docker "
+                "endpoint of a server of your project nor an endpoint allowed by the "
+                "administrator"
+            )
         owned = set()
         services = self.ctx.services
         if services is not None:
@@ -354,7 +368,22 @@ class DockerContainer(Resource):
             return True  # a container that did its job and exited 0 is complete
         return False
 
+    def _host_gone(self) -> bool:
+        """True when the container's docker_endpoint is no longer one the project may reach
+        (its Docker-host server was deleted, or the admin withdrew it): the container went
+        with that host, and dockyard must not connect there any more."""
+        endpoint = self.properties.get("docker_endpoint")
+        if not endpoint:
+            return False
+        try:
+            self.check_endpoint(endpoint)
+        except TemplateError:
+            return True
+        return False
+
     def delete(self) -> None:
+        if self._host_gone():
+            return
         try:
             client = self._client()
             if not self.physical_id and self.incarnation:
@@ -367,6 +396,8 @@ class DockerContainer(Resource):
             raise ResourceFailure(str(exc)) from exc
 
     def check_delete(self) -> bool:
+        if self._host_gone():
+            return True
         if self.physical_id:
             client = self._client()
             if dc.inspect(client, self.physical_id) is not None:

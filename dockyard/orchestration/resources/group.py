@@ -104,7 +104,9 @@ class ResourceGroup(Resource):
     def validate(self) -> None:
         cls = self._member_type()
         for i in range(min(int(self.properties.get("count") or 0), 1)):
-            cls(self.ctx, f"{self.name}-{i}", self._member_props(i)).validate()
+            member = cls(self.ctx, f"{self.name}-{i}", self._member_props(i))
+            member.unresolved = self.unresolved
+            member.validate()
 
     # ---- steps ----------------------------------------------------------------------
 

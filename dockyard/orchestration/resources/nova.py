@@ -4,6 +4,7 @@ interface (dockyard.compute.servers / keypairs / groups), in the stack creator's
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from typing import Any
 
@@ -48,6 +49,12 @@ _NETWORK = {
     "port": Prop("string", "ID of an existing port to associate with this server."),
     "tag": Prop("string", "Port tag (accepted and ignored: device tags need a config drive)."),
 }  # fmt: skip
+
+
+def _metadata(value: Any) -> dict[str, str]:
+    """Nova metadata values are strings: others are sent as JSON, as Heat does."""
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in (value or {}).items()}
+
 
 # what changes in place; any other changed property replaces the server
 _IN_PLACE = {"name", "metadata", "tags", "flavor_update_policy", "image_update_policy",
@@ -197,7 +204,7 @@ class Server(_Nova):
             networks=self._nova_networks(session, rctx),
             key_name=p.get("key_name") or None,
             security_groups=[str(g) for g in p.get("security_groups") or []] or None,
-            metadata={str(k): str(v) for k, v in (p.get("metadata") or {}).items()},
+            metadata=_metadata(p.get("metadata")),
             user_data=base64.b64encode(user_data.encode()).decode() if user_data else None,
             group_id=str(hints["group"]) if hints.get("group") else None,
             availability_zone=p.get("availability_zone") or None,
@@ -206,10 +213,17 @@ class Server(_Nova):
         )
 
     def _load(self, session):
+        """The server, if it is live and the stack's project may see it (an external_id of
+        another project's server is as absent as a deleted one)."""
         from dockyard.compute import servers
 
         sid = self._server_id()
-        return servers.find_live(session, sid) if sid else None
+        if not sid:
+            return None
+        try:
+            return servers.get(session, self._rctx(), sid)
+        except ApiError:
+            return None
 
     # ---- the steps ------------------------------------------------------------------
 
@@ -221,7 +235,12 @@ class Server(_Nova):
             server_id = self.data["server_id"] = str(uuid.uuid4())
             self.persist()  # a retried create finds this server instead of making another
         with self._session() as s:
-            if servers.find_live(s, server_id) is not None:
+            from dockyard.compute.models import Server as Row
+
+            existing = s.get(Row, server_id)
+            if existing is not None:
+                if existing.deleted:
+                    raise ResourceFailure(f"Server {server_id} was deleted while being created")
                 return server_id
             rctx = self._rctx()
             spec = self._spec(s, rctx, server_id)
@@ -281,58 +300,48 @@ class Server(_Nova):
 
     def update(self, new_properties: dict, changed: set[str]) -> None:
         """name, metadata and tags at once; a new flavor by a live resize (confirmed when
-        done), a new image by a rebuild (same server, same addresses), one after the other."""
-        from dockyard.compute import servers
+        done), a new image by a rebuild (same server, same addresses), one after the other.
+        Each step compares the server with the target, so a re-run update (after a crash)
+        picks up where the server is."""
+        from dockyard.compute import flavors, quotas, servers
         from dockyard.db.base import utcnow
+        from dockyard.image.images import find_visible
 
+        rctx = self._rctx()
         with self._session() as s:
-            server = self._call(servers.get, s, self._rctx(), self.physical_id)
+            server = self._call(servers.get, s, rctx, self.physical_id)
             if "name" in changed:
                 server.name = new_properties.get("name") or f"{self.ctx.stack_name}-{self.name}"
             if "metadata" in changed:
+                limits = quotas.limits_for(s, self.ctx.settings, server.project_id)
                 server.meta = self._call(
                     servers.checked_metadata,
-                    {str(k): str(v) for k, v in (new_properties.get("metadata") or {}).items()},
-                    -1,
+                    _metadata(new_properties.get("metadata")),
+                    limits.get("metadata_items", -1),
                 )
             if "tags" in changed:
                 server.tags = [str(t) for t in new_properties.get("tags") or []]
             server.updated_at = utcnow()
+            want: dict[str, str] = {}
+            if "flavor" in changed:
+                want["flavor"] = self._call(flavors.for_boot, s, rctx, new_properties["flavor"]).id
+            if "image" in changed:
+                want["image"] = self._call(find_visible, s, rctx, new_properties["image"]).id
         self.properties = new_properties
-        steps = [x for x in ("resize", "rebuild") if {"resize": "flavor", "rebuild": "image"}[x]
-                 in changed]  # fmt: skip
-        self.data["steps"] = steps
-        self.data["step"] = None
-        self._next_step()
-
-    def _next_step(self) -> None:
-        from dockyard.compute import servers
-
-        steps = self.data.get("steps") or []
-        if not steps:
-            self.data["step"] = None
-            return
-        step = steps.pop(0)
-        self.data["step"] = step
-        rctx = self._rctx()
-        settings = self.ctx.settings
-        with self._session() as s:
-            if step == "resize":
-                self._call(servers.start_resize, s, settings, rctx, self.physical_id,
-                           self.properties["flavor"])  # fmt: skip
-            else:
-                from dockyard.image.images import find_visible
-
-                image = self._call(find_visible, s, rctx, self.properties["image"])
-                self._call(servers.start_rebuild, s, settings, rctx, self.physical_id, image.id)
-        servers.kick(self.ctx.services.runtime)
+        self.data["want"] = want
+        self.persist()
+        self._advance()
 
     def check_update(self) -> bool:
+        return self._advance()
+
+    def _advance(self) -> bool:
+        """One step towards the wanted flavor and image; True when the server is there."""
         from dockyard.compute import servers, states
 
-        step = self.data.get("step")
-        if step is None:
-            return True
+        want = self.data.get("want") or {}
+        rctx = self._rctx()
+        settings = self.ctx.settings
         with self._session() as s:
             server = self._load(s)
             if server is None:
@@ -341,20 +350,31 @@ class Server(_Nova):
                 return False
             if server.vm_state == states.ERROR:
                 fault = (server.fault or {}).get("message") or "unknown error"
-                raise ResourceFailure(f"{step} of server {server.id} failed: {fault}",
+                raise ResourceFailure(f"Updating server {server.id} failed: {fault}",
                                       "ResourceInError")  # fmt: skip
-            if step == "resize":
-                if server.vm_state != states.RESIZED:
-                    return False
-                self._call(servers.confirm_resize, s, self._rctx(), server.id)
-        self._next_step()
-        return self.data.get("step") is None
+            if server.vm_state == states.RESIZED:
+                self._call(servers.confirm_resize, s, rctx, server.id)
+                return False
+            if want.get("flavor") and server.flavor_id != want["flavor"]:
+                self._call(servers.start_resize, s, settings, rctx, server.id, want["flavor"])
+            elif want.get("image") and server.image_id != want["image"]:
+                self._call(servers.start_rebuild, s, settings, rctx, server.id, want["image"])
+            else:
+                return True
+        servers.kick(self.ctx.services.runtime)
+        return False
 
-    def _action(self, action: str) -> None:
+    def _action(self, action: str, target: str) -> None:
+        """Ask for suspend/resume unless the server is there already or on its way."""
         from dockyard.compute import servers
 
         with self._session() as s:
-            self._call(servers.enqueue_action, s, self._rctx(), self.physical_id, action,
+            server = self._load(s)
+            if server is None:
+                raise ResourceFailure(f"Server {self.physical_id} is gone")
+            if server.vm_state == target or server.task_state:
+                return
+            self._call(servers.enqueue_action, s, self._rctx(), server.id, action,
                        {"action": action})  # fmt: skip
         servers.kick(self.ctx.services.runtime)
 
@@ -363,18 +383,22 @@ class Server(_Nova):
             server = self._load(s)
             if server is None:
                 raise ResourceFailure(f"Server {self.physical_id} is gone")
-            if server.vm_state == "error":
-                raise ResourceFailure(f"Server {server.id} went to ERROR", "ResourceInError")
-            return server.vm_state == want and not server.task_state
+            if server.task_state:
+                return False
+            if server.vm_state != want:
+                raise ResourceFailure(
+                    f"Server {server.id} is {server.vm_state}, not {want}", "ResourceInError"
+                )
+            return True
 
     def suspend(self) -> None:
-        self._action("suspend")
+        self._action("suspend", "suspended")
 
     def check_suspend(self) -> bool:
         return self._settled("suspended")
 
     def resume(self) -> None:
-        self._action("resume")
+        self._action("resume", "active")
 
     def check_resume(self) -> bool:
         return self._settled("active")
@@ -416,15 +440,17 @@ class Server(_Nova):
         if name == "addresses":
             out: dict[str, list[dict]] = {}
             for b in bindings:
-                out.setdefault(b.network_name, []).append(
-                    {
-                        "addr": b.ip_address,
-                        "version": 6 if ":" in b.ip_address else 4,
-                        "OS-EXT-IPS:type": "fixed",
-                        "OS-EXT-IPS-MAC:mac_addr": b.mac_address,
-                        "port": b.port_id,
-                    }
-                )
+                entry = {
+                    "addr": b.ip_address,
+                    "version": 6 if ":" in b.ip_address else 4,
+                    "OS-EXT-IPS:type": "fixed",
+                    "OS-EXT-IPS-MAC:mac_addr": b.mac_address,
+                    "port": b.port_id,
+                    "network": b.network_id,
+                }
+                out.setdefault(b.network_name, []).append(entry)
+                if b.network_id != b.network_name:
+                    out.setdefault(b.network_id, []).append(entry)
             return out
         if name == "networks":
             nets: dict[str, list[str]] = {}
@@ -481,25 +507,47 @@ class KeyPair(_Nova):
                 self.data["private_key"] = private
             self.persist()  # a retried create recognises its key pair by this public key
         rctx = self._rctx()
-        with self._session() as s:
-            found = s.scalar(select(Row).where(Row.user_id == rctx.user_id, Row.name == p["name"]))
-            if found is not None and found.public_key == self.data["public_key"]:
-                self.data["made"] = True
-                return p["name"]
-            self._call(keypairs.create, s, self.ctx.settings, rctx, rctx.user_id, p["name"],
-                       self.data["public_key"], key_type)  # fmt: skip
+        resumed = self.resuming and self.data.get("creating")
+        if not self.data.get("creating"):
+            self.data["creating"] = True
+            self.persist()
+        try:
+            with self._session() as s:
+                found = s.scalar(
+                    select(Row).where(Row.user_id == rctx.user_id, Row.name == p["name"])
+                )
+                if resumed and found is not None and found.public_key == self.data["public_key"]:
+                    self.data["made"] = True  # ours: this create was cut short after its commit
+                    return p["name"]
+                keypairs.create(s, self.ctx.settings, rctx, rctx.user_id, p["name"],
+                                self.data["public_key"], key_type)  # fmt: skip
+        except ApiError as exc:
+            self.data.pop("creating", None)  # not ours: delete must leave it alone
+            self.persist()
+            raise ResourceFailure(exc.message, exc.kind) from exc
         self.data["made"] = True
         return p["name"]
 
-    def delete(self) -> None:
-        from dockyard.compute import keypairs
+    def replace_delete_first(self) -> bool:
+        return True  # the name is the key pair's identity: two cannot coexist
 
-        if not self.physical_id or not self.data.get("made"):
+    def delete(self) -> None:
+        from sqlalchemy import select
+
+        from dockyard.compute import keypairs
+        from dockyard.compute.models import KeyPair as Row
+
+        if not (self.data.get("made") or self.data.get("creating")):
             return
+        name = self.physical_id or self.properties.get("name")
         rctx = self._rctx()
         with self._session() as s:
+            found = s.scalar(select(Row).where(Row.user_id == rctx.user_id, Row.name == name))
+            # only the key pair this resource made (a create cut short leaves no physical id)
+            if found is None or found.public_key != self.data.get("public_key"):
+                return
             try:
-                keypairs.delete(s, rctx.user_id, self.physical_id)
+                keypairs.delete(s, rctx.user_id, name)
             except ApiError as exc:
                 if exc.status != 404:
                     raise ResourceFailure(exc.message, exc.kind) from exc
@@ -575,8 +623,9 @@ class ServerGroup(_Nova):
         from dockyard.compute import groups
 
         with self._session() as s:
-            g = s.get(groups.ServerGroup, self.physical_id)
-            if g is None:
+            try:
+                g = groups.get(s, self._rctx(), self.physical_id)
+            except ApiError:
                 return None
             return {
                 "id": g.id,

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from dockyard.compute import glue, hosts, quotas, scheduler, states
-from dockyard.compute.models import Host, Meta, Server
+from dockyard.compute.models import Meta, Server
 from dockyard.db.base import utcnow
 from dockyard.docker import containers, engines
 from dockyard.tasks.queue import Claimed
@@ -71,6 +72,24 @@ def fault(message: str, code: int = 500, details: str | None = None) -> dict:
     return f
 
 
+@dataclass(frozen=True)
+class SpawnPlan:
+    """What a spawn needs from the database, read in one transaction."""
+
+    host: str
+    url: str
+    tls: dict
+    bindings: list
+    labels: dict[str, str]
+    files: dict[str, tuple[bytes, int]]
+    flavor: dict
+    hostname: str
+
+
+class _ProbeFirst(Exception):
+    """The hosts were never probed (or none answers): probe them, then schedule."""
+
+
 class Compute:
     """What one dockyard process runs for compute: clients, the task runner, the handlers."""
 
@@ -115,13 +134,14 @@ class Compute:
         }
 
     def _update(self, server_id: str, **values) -> None:
+        """Write fields of the server row (one UPDATE; nothing when the row is gone)."""
         with self.db.session() as s:
-            server = s.get(Server, server_id)
-            if server is None:
-                return
-            for k, v in values.items():
-                setattr(server, k, v)
-            server.updated_at = utcnow()
+            s.execute(
+                update(Server)
+                .where(Server.id == server_id)
+                .values(**values, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
 
     @staticmethod
     def files_for(server: Server) -> dict[str, tuple[bytes, int]]:
@@ -155,80 +175,97 @@ class Compute:
 
     # ---- create -------------------------------------------------------------------------
 
-    def _schedule(self, server_id: str) -> str | None:
-        """Pick a host (under the scheduler lock); the chosen host name, None if deleted."""
-        with self.db.session() as s:
-            server = s.get(Server, server_id)
-            if server is None or server.deleted or server.task_state == "deleting":
-                return None
-            if server.host:
-                return server.host
-            known = list(s.scalars(select(Host)))
-            # never probed, or nothing answers (then look again once before saying so)
-            need_probe = any(h.memory_mb == 0 for h in known) or not any(h.up for h in known)
-        if need_probe:
-            hosts.refresh(self.db, self.pool)
-        with self.db.session() as s:
-            quotas.lock(s, "scheduler")
-            server = s.get(Server, server_id)
-            if server.host:
-                return server.host
-            group_policy, members, max_per_host = None, {}, 1
-            if server.server_group_id:
-                from dockyard.compute.models import ServerGroup
-
-                group = s.get(ServerGroup, server.server_group_id)
-                if group is not None:
-                    group_policy = group.policy
-                    max_per_host = int((group.rules or {}).get("max_server_per_host", 1))
-                    rows = s.execute(
-                        select(Server.id, Server.host).where(
-                            Server.server_group_id == group.id,
-                            Server.deleted.is_(False),
-                            Server.id != server.id,
-                            Server.host.is_not(None),
-                        )
-                    ).all()
-                    for sid, h in rows:
-                        members.setdefault(h, set()).add(sid)
-            snap = hosts.snapshot(s, self.settings, members)
-            all_members = frozenset(x for v in members.values() for x in v)
-            flavor = server.flavor or {}
-            req = scheduler.BootRequest(
-                ram_mb=int(flavor.get("ram", 0)),
-                vcpus=int(flavor.get("vcpus", 0)),
-                group_policy=group_policy,
-                group_members=all_members,
-                group_max_per_host=max_per_host,
-                force_host=(server.availability_zone.split(":", 1)[1] or None)
-                if ":" in (server.availability_zone or "")
-                else None,
-            )
+    def _plan(self, server_id: str, schedule: bool) -> SpawnPlan | None:
+        """Everything a spawn needs, read in one transaction that also marks the server
+        `spawning`; with `schedule`, a host is picked first when the server has none (under the
+        scheduler lock). None when the server is gone or being deleted."""
+        probed = False
+        while True:
             try:
-                decision = scheduler.select_host(snap, req)
-            except scheduler.NoValidHost as exc:
-                raise PermanentError(str(exc)) from exc
-            server.host = decision.host.name
-            if ":" in (server.availability_zone or ""):
-                server.availability_zone = server.availability_zone.split(":", 1)[0] or "nova"
-            server.task_state = "networking"
-            server.updated_at = utcnow()
-            return server.host
+                with self.db.session() as s:
+                    if schedule:
+                        # the first write: serializes the decisions, later reads see every claim
+                        quotas.lock(s, "scheduler")
+                    server = s.get(Server, server_id)
+                    if server is None or server.deleted or server.task_state == "deleting":
+                        return None
+                    if not server.host:
+                        if not schedule:
+                            raise PermanentError("the server has no compute host")
+                        self._pick_host(s, server, probed)
+                    host = hosts.get(s, server.host)
+                    if host is None:
+                        raise PermanentError(f"compute host {server.host} is not registered")
+                    server.task_state = "spawning"
+                    server.updated_at = utcnow()
+                    return SpawnPlan(
+                        host=server.host,
+                        url=host.url,
+                        tls=dict(host.tls or {}),
+                        bindings=glue.ports_for_device(s, server_id),
+                        labels=self.labels(server),
+                        files=self.files_for(server),
+                        flavor=dict(server.flavor or {}),
+                        hostname=server.hostname or server.name,
+                    )
+            except _ProbeFirst:
+                # never probed, or nothing answers: look at the engines (outside the
+                # transaction), then decide once more
+                hosts.refresh(self.db, self.pool)
+                probed = True
 
-    def _spawn(self, server_id: str, host: str, image_payload: dict, fresh: bool = False) -> None:
+    def _pick_host(self, s, server: Server, probed: bool) -> None:
+        """The scheduler's decision for the server, written on its row (NoValidHost is a
+        permanent failure). Raises _ProbeFirst when the hosts were never probed."""
+        group_policy, members, max_per_host = None, {}, 1
+        if server.server_group_id:
+            from dockyard.compute.models import ServerGroup
+
+            group = s.get(ServerGroup, server.server_group_id)
+            if group is not None:
+                group_policy = group.policy
+                max_per_host = int((group.rules or {}).get("max_server_per_host", 1))
+                rows = s.execute(
+                    select(Server.id, Server.host).where(
+                        Server.server_group_id == group.id,
+                        Server.deleted.is_(False),
+                        Server.id != server.id,
+                        Server.host.is_not(None),
+                    )
+                ).all()
+                for sid, h in rows:
+                    members.setdefault(h, set()).add(sid)
+        snap = hosts.snapshot(s, self.settings, members)
+        if not probed and (any(h.total_ram_mb == 0 for h in snap) or not any(h.up for h in snap)):
+            raise _ProbeFirst()
+        all_members = frozenset(x for v in members.values() for x in v)
+        flavor = server.flavor or {}
+        req = scheduler.BootRequest(
+            ram_mb=int(flavor.get("ram", 0)),
+            vcpus=int(flavor.get("vcpus", 0)),
+            group_policy=group_policy,
+            group_members=all_members,
+            group_max_per_host=max_per_host,
+            force_host=(server.availability_zone.split(":", 1)[1] or None)
+            if ":" in (server.availability_zone or "")
+            else None,
+        )
+        try:
+            decision = scheduler.select_host(snap, req)
+        except scheduler.NoValidHost as exc:
+            raise PermanentError(str(exc)) from exc
+        server.host = decision.host.name
+        if ":" in (server.availability_zone or ""):
+            server.availability_zone = server.availability_zone.split(":", 1)[0] or "nova"
+
+    def _spawn(self, server_id: str, plan: SpawnPlan, image_payload: dict, fresh: bool) -> None:
         """Make (or find) the container, attach ports, write files, start it."""
-        client = self.client(host)
-        with self.db.session() as s:
-            server = s.get(Server, server_id)
-            if server is None or server.deleted or server.task_state == "deleting":
-                return
-            bindings = glue.ports_for_device(s, server_id)
-            labels = self.labels(server)
-            files = self.files_for(server)
-            flavor = dict(server.flavor or {})
-            hostname = server.hostname or server.name
-            s.expunge(server)
-        self._update(server_id, task_state="spawning")
+        client = self.pool.get(plan.url, plan.tls or None)
+        bindings, hostname, flavor = plan.bindings, plan.hostname, plan.flavor
+        if bindings:
+            # the port's rules go in while the container is made (an address without them
+            # passes nothing, so starting before they are in force exposes nothing)
+            glue.firewall_changed(self.runtime)
         t0 = time.monotonic()
         marks: list[tuple[str, float]] = []
         # `fresh`: first attempt ever, so no earlier attempt can have made the container
@@ -238,12 +275,12 @@ class Compute:
             ref = glue.ensure_image(self.runtime, client, image)
             marks.append(("image", time.monotonic()))
             for b in bindings:
-                self._ensure_network(client, host, b)
+                self._ensure_network(client, plan.host, b)
             marks.append(("network", time.monotonic()))
             spec = containers.ContainerSpec(
                 server_id=server_id,
                 image=ref,
-                labels=labels,
+                labels=plan.labels,
                 hostname=hostname,
                 ram_mb=int(flavor.get("ram", 512)),
                 vcpus=int(flavor.get("vcpus", 1)),
@@ -252,7 +289,7 @@ class Compute:
                 network=glue.endpoint_config(bindings[0], [hostname]) if bindings else None,
                 network_mode=None if bindings else "none",
             )
-            container, _created = containers.create(client, spec)
+            container, _created = containers.create(client, spec, look_first=not fresh)
             marks.append(("create", time.monotonic()))
         else:
             container = existing
@@ -261,10 +298,8 @@ class Compute:
         if existing is not None or len(bindings) > 1:
             container.reload()
         if container.attrs["State"].get("Status") == "created":
-            containers.put_files(container, files)
+            containers.put_files(container, plan.files)
             marks.append(("files", time.monotonic()))
-        if bindings:
-            glue.firewall_changed(self.runtime)
         state = containers.start(client, server_id, container)
         marks.append(("start", time.monotonic()))
         vm, power = states.observed(state)
@@ -300,11 +335,11 @@ class Compute:
         self._networks_ok.pop((host, docker_network), None)
 
     def do_create(self, op: Claimed) -> None:
-        host = self._schedule(op.target)
-        if host is None:
+        plan = self._plan(op.target, schedule=True)
+        if plan is None:
             return
         try:
-            self._spawn(op.target, host, op.payload["image"], fresh=op.attempts == 1)
+            self._spawn(op.target, plan, op.payload["image"], fresh=op.attempts == 1)
         except Exception:
             self._networks_ok.clear()  # ensure the networks again on the retry
             raise
@@ -406,7 +441,10 @@ class Compute:
         elif action == "rebuild":
             was = containers.state(client, sid)
             containers.remove(client, sid)
-            self._spawn(sid, host, op.payload["image"])
+            plan = self._plan(sid, schedule=False)
+            if plan is None:
+                return
+            self._spawn(sid, plan, op.payload["image"], fresh=False)
             if was is not None and not was.get("Running") and op.payload.get("keep_stopped"):
                 st = containers.stop(client, sid, self.stop_timeout)
                 self._settle(sid, st, states.STOPPED)

@@ -97,11 +97,18 @@ def _profile_kwargs(spec: ContainerSpec) -> dict:
     }
 
 
-def create(client: docker.DockerClient, spec: ContainerSpec) -> tuple[Container, bool]:
-    """The server's container, created now unless it exists. Returns (container, created)."""
-    existing = find(client, spec.server_id)
-    if existing is not None:
-        return existing, False
+def create(
+    client: docker.DockerClient, spec: ContainerSpec, look_first: bool = True
+) -> tuple[Container, bool]:
+    """The server's container, created now unless it exists. Returns (container, created).
+
+    `look_first=False` skips the lookup by name when no earlier attempt can have made it (a
+    container made concurrently anyway is found after the engine's 409).
+    """
+    if look_first:
+        existing = find(client, spec.server_id)
+        if existing is not None:
+            return existing, False
     if spec.host_profile == DOCKER_HOST_PROFILE:
         _ensure_volume(client, f"{spec.name}-docker", spec.labels)
     kwargs = {

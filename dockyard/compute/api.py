@@ -30,7 +30,7 @@ from dockyard.api.policy import enforce
 from dockyard.api.service import ServiceApp
 from dockyard.compute import flavors as flv
 from dockyard.compute import glue, hosts, keypairs, quotas, states, views
-from dockyard.compute.driver import ACTION, CREATE, DELETE, Compute
+from dockyard.compute.driver import ACTION, CREATE, DELETE, Compute, requester_payload
 from dockyard.compute.microversion import MAX, MIN, Version, negotiate, response_headers
 from dockyard.compute.models import (
     Flavor,
@@ -1339,6 +1339,8 @@ def build(runtime: Runtime) -> ServiceApp:
         return JSONResponse({"server": out}, status_code=202)
 
     def create_image(server_id, args, ctx, mv) -> Response:
+        """createImage: a queued image and a durable snapshot operation, answered at once (the
+        operation commits the container and saves it into the image; see driver._snapshot)."""
         enforce(ctx, "compute:servers:create_image")
         if not isinstance(args, dict):
             raise BadRequest("Invalid input for field/attribute createImage: must be an object.")
@@ -1350,43 +1352,28 @@ def build(runtime: Runtime) -> ServiceApp:
             server = get_server(s, ctx, server_id)
             if server.locked and not ctx.is_admin:
                 raise Conflict(f"Instance {server.id} is locked.")
-            states.check("createImage", server.vm_state, server.task_state)
-            host, image_id = server.host, server.image_id
-            server.task_state = "image_snapshot"
-        try:
-            client = compute.client(host)
-            repo = f"dockyard-snapshot-{uuid.uuid4().hex[:12]}"
-            try:
-                ref, chunks = containers.snapshot(client, server_id, repo)
-            except containers.ContainerGone as exc:
-                raise Conflict(f"Cannot snapshot: {exc}.") from exc
-            except Exception as exc:  # noqa: BLE001 - engine trouble is a 409, not a 500
-                raise Conflict(
-                    f"Cannot snapshot: compute host {host} did not commit the container ({exc})."
-                ) from exc
-            try:
-                properties = {
-                    **{str(k): str(v) for k, v in props.items()},
-                    "image_type": "snapshot",
-                    "instance_uuid": server_id,
-                    "base_image_ref": image_id,
-                }
-                try:
-                    new_id = glue.create_image_from_stream(runtime, ctx, name, chunks, properties)
-                except ApiError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - e.g. docker save broke off
-                    raise Conflict(f"Cannot snapshot: saving the image failed ({exc}).") from exc
-            finally:
-                containers.remove_image(client, ref)
-        finally:
-            with db.session() as s:
-                server = s.get(Server, server_id)
-                if server is not None and server.task_state == "image_snapshot":
-                    server.task_state = None
-        image_url = f"{settings.base_url}/image/v2/images/{new_id}"
+            task = states.check("createImage", server.vm_state, server.task_state)
+            if not server.host:
+                raise Conflict(f"Cannot snapshot instance {server.id}: it has no container yet.")
+            properties = {
+                **{str(k): str(v) for k, v in props.items()},
+                "image_type": "snapshot",
+                "instance_uuid": server.id,
+                "base_image_ref": server.image_id,
+            }
+            new_id = glue.create_snapshot_image(s, ctx, settings, name, properties)
+            server.task_state = task
+            server.updated_at = utcnow()
+            payload = {
+                "action": "createImage",
+                "image_id": new_id,
+                "requester": requester_payload(ctx),
+            }
+            queue.enqueue(s, ACTION, server.id, payload, max_attempts=3)
+        compute.runner.kick()
         if mv >= (2, 45):
             return JSONResponse({"image_id": new_id}, status_code=202)
+        image_url = f"{settings.base_url}/image/v2/images/{new_id}"
         return Response(status_code=202, headers={"Location": image_url})
 
     # ---- server groups ------------------------------------------------------------------

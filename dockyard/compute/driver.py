@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
+from dockyard.api.context import RequestContext
+from dockyard.api.errors import ApiError
 from dockyard.compute import glue, hosts, quotas, scheduler, states
 from dockyard.compute.models import Meta, Server
 from dockyard.db.base import utcnow
@@ -27,6 +30,9 @@ log = logging.getLogger("dockyard.compute")
 CREATE = "compute.create"
 DELETE = "compute.delete"
 ACTION = "compute.action"
+
+# the task states of a snapshot (createImage), in order
+SNAPSHOT_TASKS = ("image_snapshot", "image_pending_upload", "image_uploading")
 
 META_DIR = "/var/lib/dockyard/openstack/latest"
 AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
@@ -44,8 +50,6 @@ def parse_labels(text: str) -> dict[str, str]:
 
 def deployment_id(db) -> str:
     """This deployment's id (made once, shared by every process on the same database)."""
-    import uuid
-
     from sqlalchemy.exc import IntegrityError
 
     with db.session() as s:
@@ -59,6 +63,33 @@ def deployment_id(db) -> str:
         pass
     with db.session() as s:
         return s.get(Meta, "deployment_id").value
+
+
+def requester_payload(ctx: RequestContext) -> dict:
+    """Who asked for an operation, for the checks its worker makes on their behalf."""
+    return {
+        "user_id": ctx.user_id,
+        "user_name": ctx.user_name,
+        "user_domain_id": ctx.user_domain_id,
+        "project_id": ctx.project_id,
+        "roles": sorted(ctx.roles),
+    }
+
+
+def requester(payload: dict) -> RequestContext:
+    """The context of the user an operation runs for (see requester_payload)."""
+    who = payload.get("requester") or {}
+    return RequestContext(
+        request_id=f"req-{uuid.uuid4()}",
+        user_id=who.get("user_id", ""),
+        user_name=who.get("user_name", ""),
+        user_domain_id=who.get("user_domain_id", ""),
+        roles=frozenset(who.get("roles") or ()),
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        audit_ids=(),
+        methods=("operation",),
+        project_id=who.get("project_id"),
+    )
 
 
 def fault(message: str, code: int = 500, details: str | None = None) -> dict:
@@ -394,14 +425,19 @@ class Compute:
         action = op.payload["action"]
         with self.db.session() as s:
             server = s.get(Server, op.target)
-            if server is None or server.deleted or server.task_state == "deleting":
-                return
-            host = server.host
+            gone = server is None or server.deleted or server.task_state == "deleting"
+            host = None if server is None else server.host
+        if gone:
+            if action == "createImage":
+                self._discard_snapshot(op, host)
+            return
         if not host:
             raise PermanentError(f"the server has no host; cannot {action}")
         client = self.client(host)
         sid = op.target
-        if action == "os-stop":
+        if action == "createImage":
+            self._snapshot(op, client)
+        elif action == "os-stop":
             st = containers.stop(client, sid, self.stop_timeout)
             self._settle(sid, st, states.STOPPED)
         elif action == "os-start":
@@ -451,6 +487,62 @@ class Compute:
         else:
             raise PermanentError(f"unknown action {action}")
 
+    # ---- snapshots ----------------------------------------------------------------------
+
+    def _snapshot(self, op: Claimed, client) -> None:
+        """createImage: commit the container, stream `docker save` into the queued image
+        (task_state image_snapshot -> image_pending_upload -> image_uploading -> None).
+
+        Resumable: the commit is kept under a name derived from the image id, so a retry after
+        a crash uploads what the dead attempt committed, and the upload takes over the image
+        that attempt left `saving`. An image that is active already only needs the clean-up.
+        """
+        sid, image_id = op.target, op.payload["image_id"]
+        repository = containers.snapshot_repository(image_id)
+        status = glue.snapshot_status(self.runtime, image_id)
+        if status is None:
+            raise PermanentError(f"the snapshot's image {image_id} was deleted meanwhile")
+        if status != "active":
+            try:
+                ref = containers.commit(client, sid, repository)
+            except containers.ContainerGone as exc:
+                raise PermanentError(f"cannot snapshot: {exc}") from exc
+            self._snapshot_task(sid, "image_pending_upload")
+            chunks = containers.save(client, ref)
+            self._snapshot_task(sid, "image_uploading")
+            try:
+                glue.upload_snapshot(
+                    self.runtime, requester(op.payload), image_id, chunks, f"op{op.id}-"
+                )
+            except ApiError as exc:  # refused (quota, archive) or deleted: a retry cannot help
+                raise PermanentError(f"saving the snapshot failed: {exc.message}") from exc
+        containers.remove_image(client, f"{repository}:latest")
+        self._snapshot_task(sid, None)
+
+    def _snapshot_task(self, server_id: str, task_state: str | None) -> None:
+        """Move the snapshot's task_state on, unless the server has moved on (e.g. deleting)."""
+        with self.db.session() as s:
+            s.execute(
+                update(Server)
+                .where(Server.id == server_id, Server.task_state.in_(SNAPSHOT_TASKS))
+                .values(task_state=task_state, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+
+    def _discard_snapshot(self, op: Claimed, host: str | None) -> None:
+        """A snapshot that failed (or was overtaken by a delete) leaves no image behind."""
+        image_id = op.payload.get("image_id")
+        if not image_id:
+            return
+        if glue.discard_snapshot(self.runtime, image_id):
+            log.info("snapshot %s of server %s failed; its image was deleted", image_id, op.target)
+        if host:
+            try:
+                ref = f"{containers.snapshot_repository(image_id)}:latest"
+                containers.remove_image(self.client(host), ref)
+            except Exception:  # noqa: BLE001 - the engine may be down; the image is only a tag
+                log.warning("could not remove the committed snapshot of image %s", image_id)
+
     def _settle(self, sid: str, st: dict, wanted: str) -> None:
         vm, power = states.observed(st)
         if wanted == states.SUSPENDED and vm == states.PAUSED:
@@ -461,9 +553,16 @@ class Compute:
         action = op.payload.get("action")
         with self.db.session() as s:
             server = s.get(Server, op.target)
-            if server is None or server.deleted:
-                return
-            host = server.host
+            host = None if server is None else server.host
+            gone = server is None or server.deleted
+        if action == "createImage":
+            # the server itself is as it was (the reconciler keeps its power state true);
+            # only the snapshot's task_state goes, unless a delete took over meanwhile
+            self._discard_snapshot(op, host)
+            self._snapshot_task(op.target, None)
+            return
+        if gone:
+            return
         st = None
         gone = False
         if host:

@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Body, Depends, FastAPI, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -860,10 +861,10 @@ def build(runtime: Runtime) -> ServiceApp:
     # ---- servers: read ------------------------------------------------------------------
 
     def list_servers(
-        request: Request, ctx: Ctx, mv: Version, columns: tuple[str, ...] = ("id", "name")
+        request: Request, ctx: Ctx, mv: Version, fields: tuple[str, ...] = ("id", "name")
     ) -> tuple[list[Server], list]:
-        """The visible servers the query asks for, as plain rows of `columns` (plus what the
-        filters read)."""
+        """The visible servers the query asks for, as plain rows of the columns `fields` (plus
+        what the filters read)."""
         enforce(ctx, "compute:servers:index")
         project_id = _need_project(ctx)
         q = request.query_params
@@ -923,11 +924,13 @@ def build(runtime: Runtime) -> ServiceApp:
         stmt = stmt.order_by(*order)
         # plain rows (not ORM objects) of the columns the body needs: the JSON columns no
         # body shows (requested_networks, port_ids, ...) are not even decoded
-        wanted = dict.fromkeys((*columns, *LIST_FILTER_COLUMNS))
+        wanted = dict.fromkeys((*fields, *LIST_FILTER_COLUMNS))
         table = Server.__table__.columns
         stmt = stmt.with_only_columns(*(table[c] for c in wanted))
-        with db.session() as s:
-            rows = list(s.execute(stmt).all())
+        # a Core query on a plain connection: the ORM's per-row loading machinery costs more
+        # than the query itself at 1000 rows
+        with db.engine.connect() as conn:
+            rows = list(conn.execute(stmt).all())
         name_re = None
         if q.get("name"):
             try:
@@ -974,7 +977,8 @@ def build(runtime: Runtime) -> ServiceApp:
         }
         if link:
             body["servers_links"] = link
-        return JSONResponse(body)
+        # orjson: encoding 1000 server bodies with json costs more than building them
+        return Response(orjson.dumps(body), media_type="application/json")
 
     @app.get("/servers/{server_id}")
     def server_show(server_id: str, ctx: Ctx, mv: Mv) -> dict:

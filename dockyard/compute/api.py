@@ -967,7 +967,7 @@ def build(runtime: Runtime) -> ServiceApp:
         return body
 
     @app.get("/servers/detail")
-    def servers_detail(request: Request, ctx: Ctx, mv: Mv) -> JSONResponse:
+    def servers_detail(request: Request, ctx: Ctx, mv: Mv) -> Response:
         rows, link = list_servers(request, ctx, mv, views.DETAIL_COLUMNS)
         with db.session() as s:
             ups = host_up_map(s)

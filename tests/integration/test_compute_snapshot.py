@@ -46,10 +46,11 @@ def boot(http, image: str, name: str) -> str:
 def fill(sid: str, megabytes: int) -> None:
     """Write data into the container, so the snapshot has something to carry (and takes a
     moment, long enough to watch its states)."""
-    out = container_of(sid).exec_run(
-        f"sh -c 'dd if=/dev/zero of=/var/ballast bs=1048576 count={megabytes} && echo ok'"
-    )
-    assert out.output.strip().endswith(b"ok"), out.output
+    c = container_of(sid)
+    out = c.exec_run(f"dd if=/dev/zero of=/var/ballast bs=1048576 count={megabytes}")
+    assert out.exit_code == 0, out.output
+    size = c.exec_run("wc -c /var/ballast").output.split()[0]
+    assert size == str(megabytes * 1024 * 1024).encode()
 
 
 def snapshot(http, sid: str, name: str, mv: dict = MV) -> str:
@@ -158,6 +159,7 @@ def test_snapshot_runs_as_an_operation_and_boots(cloud, demo, image):
         assert demo.delete(C + f"/servers/{x}").status_code == 204
     for x in (sid, sid2):
         wait_gone(demo, x)
+    assert demo.delete(f"/image/v2/images/{image_id}").status_code == 204  # quota headroom
 
 
 def test_location_header_before_2_45(demo, image):
@@ -167,6 +169,7 @@ def test_location_header_before_2_45(demo, image):
     assert statuses[-1] == "active" and tasks[-1] is None
     assert demo.delete(C + f"/servers/{sid}").status_code == 204
     wait_gone(demo, sid)
+    assert demo.delete(f"/image/v2/images/{image_id}").status_code == 204
 
 
 def test_failed_snapshot_leaves_no_image(cloud, demo, image):

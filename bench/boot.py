@@ -7,7 +7,8 @@
 3. GET /servers/detail with --list-servers (default 1000) servers: p50 / p95 latency (goal
    p50 < 100 ms) and the dockyard process's RSS (goal < 300 MB). Those servers are created
    with the only compute host disabled, so they are rows (ERROR, no container): the listing
-   cost is the API's, not Docker's.
+   cost is the API's, not Docker's. It is measured once their create operations have all
+   failed (none is BUILD any more), so the workers failing them do not share the CPU.
 
     .venv/bin/python bench/boot.py [--rounds 10] [--parallel 50] [--list-servers 1000]
                                    [--database-url postgresql://...]
@@ -254,7 +255,13 @@ def main() -> int:
         }
         for _ in range(args.list_servers // 100):
             demo.post(f"{C}/servers", json=body, headers=MV).raise_for_status()
-        time.sleep(2)
+        # measure once their create operations have failed (no valid host): the listing's
+        # own cost, not that of the workers still failing a thousand boots meanwhile
+        settle = time.perf_counter()
+        while demo.get(f"{C}/servers?status=BUILD", headers=MV).json()["servers"]:
+            time.sleep(0.2)
+        settle = time.perf_counter() - settle
+        time.sleep(1)
         times = []
         for _ in range(30):
             t0 = time.perf_counter()
@@ -264,7 +271,8 @@ def main() -> int:
         times.sort()
         print(
             f"GET /servers/detail with {count} servers: p50 {times[15] * 1000:.0f} ms, "
-            f"p95 {times[28] * 1000:.0f} ms (goal p50 < 100 ms)"
+            f"p95 {times[28] * 1000:.0f} ms (goal p50 < 100 ms; measured after their "
+            f"{args.list_servers} create operations failed, {settle:.1f} s)"
         )
         print(f"dockyard RSS: {rss_mb(cloud.proc.pid):.0f} MB (goal < 300 MB)")
         print(f"(raw runs used {ref}, the local copy of {HTTPD_TAG}; log: {cloud.log_path})")

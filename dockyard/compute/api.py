@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Body, Depends, FastAPI, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -30,7 +31,7 @@ from dockyard.api.policy import enforce
 from dockyard.api.service import ServiceApp
 from dockyard.compute import flavors as flv
 from dockyard.compute import glue, groups, hosts, keypairs, quotas, servers, states, views
-from dockyard.compute.driver import Compute
+from dockyard.compute.driver import Compute, requester_payload
 from dockyard.compute.microversion import MAX, MIN, Version, negotiate, response_headers
 from dockyard.compute.models import (
     Flavor,
@@ -42,10 +43,12 @@ from dockyard.compute.models import (
     ServerGroup,
 )
 from dockyard.compute.reconciler import Reconciler
+from dockyard.compute.servers import ACTION
 from dockyard.db.base import utcnow
 from dockyard.docker import containers
 from dockyard.identity.catalog import ServiceEntry
 from dockyard.runtime import Runtime
+from dockyard.tasks import queue
 
 PREFIX = "/compute/v2.1"
 Ctx = Annotated[RequestContext, Depends(request_context)]
@@ -80,6 +83,8 @@ UNSUPPORTED_ACTIONS = {
 }
 SIMPLE_ACTIONS = ("os-stop", "os-start", "pause", "unpause", "suspend", "resume")
 MAX_LIST = 1000
+# what the list filters read besides the body's columns
+LIST_FILTER_COLUMNS = ("name", "vm_state", "task_state", "addresses", "locked")
 NAME_RE = re.compile(r"^[^\x00-\x1f]{1,255}$")
 
 
@@ -670,7 +675,11 @@ def build(runtime: Runtime) -> ServiceApp:
 
     # ---- servers: read ------------------------------------------------------------------
 
-    def list_servers(request: Request, ctx: Ctx, mv: Version) -> tuple[list[Server], list]:
+    def list_servers(
+        request: Request, ctx: Ctx, mv: Version, fields: tuple[str, ...] = ("id", "name")
+    ) -> tuple[list[Server], list]:
+        """The visible servers the query asks for, as plain rows of the columns `fields` (plus
+        what the filters read)."""
         enforce(ctx, "compute:servers:index")
         project_id = _need_project(ctx)
         q = request.query_params
@@ -728,10 +737,15 @@ def build(runtime: Runtime) -> ServiceApp:
             order.append(col.desc() if d == "desc" else col.asc())
         order.append(Server.id.desc())
         stmt = stmt.order_by(*order)
-        # plain rows (not ORM objects): listing 1000 servers stays cheap
-        stmt = stmt.with_only_columns(*Server.__table__.columns)
-        with db.session() as s:
-            rows = list(s.execute(stmt).all())
+        # plain rows (not ORM objects) of the columns the body needs: the JSON columns no
+        # body shows (requested_networks, port_ids, ...) are not even decoded
+        wanted = dict.fromkeys((*fields, *LIST_FILTER_COLUMNS))
+        table = Server.__table__.columns
+        stmt = stmt.with_only_columns(*(table[c] for c in wanted))
+        # a Core query on a plain connection: the ORM's per-row loading machinery costs more
+        # than the query itself at 1000 rows
+        with db.engine.connect() as conn:
+            rows = list(conn.execute(stmt).all())
         name_re = None
         if q.get("name"):
             try:
@@ -768,19 +782,18 @@ def build(runtime: Runtime) -> ServiceApp:
         return body
 
     @app.get("/servers/detail")
-    def servers_detail(request: Request, ctx: Ctx, mv: Mv) -> JSONResponse:
-        rows, link = list_servers(request, ctx, mv)
+    def servers_detail(request: Request, ctx: Ctx, mv: Mv) -> Response:
+        rows, link = list_servers(request, ctx, mv, views.DETAIL_COLUMNS)
         with db.session() as s:
             ups = host_up_map(s)
+        view = views.ServerView(mv, ctx, links)
         body: dict = {
-            "servers": [
-                views.server_detail(x, mv, ctx, links, host_up=ups.get(x.host or "", True))
-                for x in rows
-            ]
+            "servers": [view.detail(x, host_up=ups.get(x.host or "", True)) for x in rows]
         }
         if link:
             body["servers_links"] = link
-        return JSONResponse(body)
+        # orjson: encoding 1000 server bodies with json costs more than building them
+        return Response(orjson.dumps(body), media_type="application/json")
 
     @app.get("/servers/{server_id}")
     def server_show(server_id: str, ctx: Ctx, mv: Mv) -> dict:
@@ -1085,6 +1098,8 @@ def build(runtime: Runtime) -> ServiceApp:
         return JSONResponse({"server": out}, status_code=202)
 
     def create_image(server_id, args, ctx, mv) -> Response:
+        """createImage: a queued image and a durable snapshot operation, answered at once (the
+        operation commits the container and saves it into the image; see driver._snapshot)."""
         enforce(ctx, "compute:servers:create_image")
         if not isinstance(args, dict):
             raise BadRequest("Invalid input for field/attribute createImage: must be an object.")
@@ -1096,43 +1111,28 @@ def build(runtime: Runtime) -> ServiceApp:
             server = get_server(s, ctx, server_id)
             if server.locked and not ctx.is_admin:
                 raise Conflict(f"Instance {server.id} is locked.")
-            states.check("createImage", server.vm_state, server.task_state)
-            host, image_id = server.host, server.image_id
-            server.task_state = "image_snapshot"
-        try:
-            client = compute.client(host)
-            repo = f"dockyard-snapshot-{uuid.uuid4().hex[:12]}"
-            try:
-                ref, chunks = containers.snapshot(client, server_id, repo)
-            except containers.ContainerGone as exc:
-                raise Conflict(f"Cannot snapshot: {exc}.") from exc
-            except Exception as exc:  # noqa: BLE001 - engine trouble is a 409, not a 500
-                raise Conflict(
-                    f"Cannot snapshot: compute host {host} did not commit the container ({exc})."
-                ) from exc
-            try:
-                properties = {
-                    **{str(k): str(v) for k, v in props.items()},
-                    "image_type": "snapshot",
-                    "instance_uuid": server_id,
-                    "base_image_ref": image_id,
-                }
-                try:
-                    new_id = glue.create_image_from_stream(runtime, ctx, name, chunks, properties)
-                except ApiError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - e.g. docker save broke off
-                    raise Conflict(f"Cannot snapshot: saving the image failed ({exc}).") from exc
-            finally:
-                containers.remove_image(client, ref)
-        finally:
-            with db.session() as s:
-                server = s.get(Server, server_id)
-                if server is not None and server.task_state == "image_snapshot":
-                    server.task_state = None
-        image_url = f"{settings.base_url}/image/v2/images/{new_id}"
+            task = states.check("createImage", server.vm_state, server.task_state)
+            if not server.host:
+                raise Conflict(f"Cannot snapshot instance {server.id}: it has no container yet.")
+            properties = {
+                **{str(k): str(v) for k, v in props.items()},
+                "image_type": "snapshot",
+                "instance_uuid": server.id,
+                "base_image_ref": server.image_id,
+            }
+            new_id = glue.create_snapshot_image(s, ctx, settings, name, properties)
+            server.task_state = task
+            server.updated_at = utcnow()
+            payload = {
+                "action": "createImage",
+                "image_id": new_id,
+                "requester": requester_payload(ctx),
+            }
+            queue.enqueue(s, ACTION, server.id, payload, max_attempts=3)
+        compute.runner.kick()
         if mv >= (2, 45):
             return JSONResponse({"image_id": new_id}, status_code=202)
+        image_url = f"{settings.base_url}/image/v2/images/{new_id}"
         return Response(status_code=202, headers={"Location": image_url})
 
     # ---- server groups ------------------------------------------------------------------

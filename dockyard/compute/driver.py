@@ -10,12 +10,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from dockyard.api.context import RequestContext
+from dockyard.api.errors import ApiError
 from dockyard.compute import glue, hosts, quotas, scheduler, states
-from dockyard.compute.models import Host, Meta, Server
+from dockyard.compute.models import Meta, Server
 from dockyard.compute.servers import ACTION, CREATE, DELETE
 from dockyard.db.base import utcnow
 from dockyard.docker import containers, engines
@@ -24,6 +28,9 @@ from dockyard.tasks.runner import Handler, PermanentError, Runner
 
 log = logging.getLogger("dockyard.compute")
 
+
+# the task states of a snapshot (createImage), in order
+SNAPSHOT_TASKS = ("image_snapshot", "image_pending_upload", "image_uploading")
 
 META_DIR = "/var/lib/dockyard/openstack/latest"
 AUTHORIZED_KEYS = "/root/.ssh/authorized_keys"
@@ -41,8 +48,6 @@ def parse_labels(text: str) -> dict[str, str]:
 
 def deployment_id(db) -> str:
     """This deployment's id (made once, shared by every process on the same database)."""
-    import uuid
-
     from sqlalchemy.exc import IntegrityError
 
     with db.session() as s:
@@ -58,6 +63,33 @@ def deployment_id(db) -> str:
         return s.get(Meta, "deployment_id").value
 
 
+def requester_payload(ctx: RequestContext) -> dict:
+    """Who asked for an operation, for the checks its worker makes on their behalf."""
+    return {
+        "user_id": ctx.user_id,
+        "user_name": ctx.user_name,
+        "user_domain_id": ctx.user_domain_id,
+        "project_id": ctx.project_id,
+        "roles": sorted(ctx.roles),
+    }
+
+
+def requester(payload: dict) -> RequestContext:
+    """The context of the user an operation runs for (see requester_payload)."""
+    who = payload.get("requester") or {}
+    return RequestContext(
+        request_id=f"req-{uuid.uuid4()}",
+        user_id=who.get("user_id", ""),
+        user_name=who.get("user_name", ""),
+        user_domain_id=who.get("user_domain_id", ""),
+        roles=frozenset(who.get("roles") or ()),
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        audit_ids=(),
+        methods=("operation",),
+        project_id=who.get("project_id"),
+    )
+
+
 def fault(message: str, code: int = 500, details: str | None = None) -> dict:
     f = {
         "code": code,
@@ -67,6 +99,24 @@ def fault(message: str, code: int = 500, details: str | None = None) -> dict:
     if details or len(message) > 255:
         f["details"] = details or message
     return f
+
+
+@dataclass(frozen=True)
+class SpawnPlan:
+    """What a spawn needs from the database, read in one transaction."""
+
+    host: str
+    url: str
+    tls: dict
+    bindings: list
+    labels: dict[str, str]
+    files: dict[str, tuple[bytes, int]]
+    flavor: dict
+    hostname: str
+
+
+class _ProbeFirst(Exception):
+    """The hosts were never probed (or none answers): probe them, then schedule."""
 
 
 class Compute:
@@ -113,13 +163,14 @@ class Compute:
         }
 
     def _update(self, server_id: str, **values) -> None:
+        """Write fields of the server row (one UPDATE; nothing when the row is gone)."""
         with self.db.session() as s:
-            server = s.get(Server, server_id)
-            if server is None:
-                return
-            for k, v in values.items():
-                setattr(server, k, v)
-            server.updated_at = utcnow()
+            s.execute(
+                update(Server)
+                .where(Server.id == server_id)
+                .values(**values, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
 
     @staticmethod
     def files_for(server: Server) -> dict[str, tuple[bytes, int]]:
@@ -153,80 +204,97 @@ class Compute:
 
     # ---- create -------------------------------------------------------------------------
 
-    def _schedule(self, server_id: str) -> str | None:
-        """Pick a host (under the scheduler lock); the chosen host name, None if deleted."""
-        with self.db.session() as s:
-            server = s.get(Server, server_id)
-            if server is None or server.deleted or server.task_state == "deleting":
-                return None
-            if server.host:
-                return server.host
-            known = list(s.scalars(select(Host)))
-            # never probed, or nothing answers (then look again once before saying so)
-            need_probe = any(h.memory_mb == 0 for h in known) or not any(h.up for h in known)
-        if need_probe:
-            hosts.refresh(self.db, self.pool)
-        with self.db.session() as s:
-            quotas.lock(s, "scheduler")
-            server = s.get(Server, server_id)
-            if server.host:
-                return server.host
-            group_policy, members, max_per_host = None, {}, 1
-            if server.server_group_id:
-                from dockyard.compute.models import ServerGroup
-
-                group = s.get(ServerGroup, server.server_group_id)
-                if group is not None:
-                    group_policy = group.policy
-                    max_per_host = int((group.rules or {}).get("max_server_per_host", 1))
-                    rows = s.execute(
-                        select(Server.id, Server.host).where(
-                            Server.server_group_id == group.id,
-                            Server.deleted.is_(False),
-                            Server.id != server.id,
-                            Server.host.is_not(None),
-                        )
-                    ).all()
-                    for sid, h in rows:
-                        members.setdefault(h, set()).add(sid)
-            snap = hosts.snapshot(s, self.settings, members)
-            all_members = frozenset(x for v in members.values() for x in v)
-            flavor = server.flavor or {}
-            req = scheduler.BootRequest(
-                ram_mb=int(flavor.get("ram", 0)),
-                vcpus=int(flavor.get("vcpus", 0)),
-                group_policy=group_policy,
-                group_members=all_members,
-                group_max_per_host=max_per_host,
-                force_host=(server.availability_zone.split(":", 1)[1] or None)
-                if ":" in (server.availability_zone or "")
-                else None,
-            )
+    def _plan(self, server_id: str, schedule: bool) -> SpawnPlan | None:
+        """Everything a spawn needs, read in one transaction that also marks the server
+        `spawning`; with `schedule`, a host is picked first when the server has none (under the
+        scheduler lock). None when the server is gone or being deleted."""
+        probed = False
+        while True:
             try:
-                decision = scheduler.select_host(snap, req)
-            except scheduler.NoValidHost as exc:
-                raise PermanentError(str(exc)) from exc
-            server.host = decision.host.name
-            if ":" in (server.availability_zone or ""):
-                server.availability_zone = server.availability_zone.split(":", 1)[0] or "nova"
-            server.task_state = "networking"
-            server.updated_at = utcnow()
-            return server.host
+                with self.db.session() as s:
+                    if schedule:
+                        # the first write: serializes the decisions, later reads see every claim
+                        quotas.lock(s, "scheduler")
+                    server = s.get(Server, server_id)
+                    if server is None or server.deleted or server.task_state == "deleting":
+                        return None
+                    if not server.host:
+                        if not schedule:
+                            raise PermanentError("the server has no compute host")
+                        self._pick_host(s, server, probed)
+                    host = hosts.get(s, server.host)
+                    if host is None:
+                        raise PermanentError(f"compute host {server.host} is not registered")
+                    server.task_state = "spawning"
+                    server.updated_at = utcnow()
+                    return SpawnPlan(
+                        host=server.host,
+                        url=host.url,
+                        tls=dict(host.tls or {}),
+                        bindings=glue.ports_for_device(s, server_id),
+                        labels=self.labels(server),
+                        files=self.files_for(server),
+                        flavor=dict(server.flavor or {}),
+                        hostname=server.hostname or server.name,
+                    )
+            except _ProbeFirst:
+                # never probed, or nothing answers: look at the engines (outside the
+                # transaction), then decide once more
+                hosts.refresh(self.db, self.pool)
+                probed = True
 
-    def _spawn(self, server_id: str, host: str, image_payload: dict, fresh: bool = False) -> None:
+    def _pick_host(self, s, server: Server, probed: bool) -> None:
+        """The scheduler's decision for the server, written on its row (NoValidHost is a
+        permanent failure). Raises _ProbeFirst when the hosts were never probed."""
+        group_policy, members, max_per_host = None, {}, 1
+        if server.server_group_id:
+            from dockyard.compute.models import ServerGroup
+
+            group = s.get(ServerGroup, server.server_group_id)
+            if group is not None:
+                group_policy = group.policy
+                max_per_host = int((group.rules or {}).get("max_server_per_host", 1))
+                rows = s.execute(
+                    select(Server.id, Server.host).where(
+                        Server.server_group_id == group.id,
+                        Server.deleted.is_(False),
+                        Server.id != server.id,
+                        Server.host.is_not(None),
+                    )
+                ).all()
+                for sid, h in rows:
+                    members.setdefault(h, set()).add(sid)
+        snap = hosts.snapshot(s, self.settings, members)
+        if not probed and (any(h.total_ram_mb == 0 for h in snap) or not any(h.up for h in snap)):
+            raise _ProbeFirst()
+        all_members = frozenset(x for v in members.values() for x in v)
+        flavor = server.flavor or {}
+        req = scheduler.BootRequest(
+            ram_mb=int(flavor.get("ram", 0)),
+            vcpus=int(flavor.get("vcpus", 0)),
+            group_policy=group_policy,
+            group_members=all_members,
+            group_max_per_host=max_per_host,
+            force_host=(server.availability_zone.split(":", 1)[1] or None)
+            if ":" in (server.availability_zone or "")
+            else None,
+        )
+        try:
+            decision = scheduler.select_host(snap, req)
+        except scheduler.NoValidHost as exc:
+            raise PermanentError(str(exc)) from exc
+        server.host = decision.host.name
+        if ":" in (server.availability_zone or ""):
+            server.availability_zone = server.availability_zone.split(":", 1)[0] or "nova"
+
+    def _spawn(self, server_id: str, plan: SpawnPlan, image_payload: dict, fresh: bool) -> None:
         """Make (or find) the container, attach ports, write files, start it."""
-        client = self.client(host)
-        with self.db.session() as s:
-            server = s.get(Server, server_id)
-            if server is None or server.deleted or server.task_state == "deleting":
-                return
-            bindings = glue.ports_for_device(s, server_id)
-            labels = self.labels(server)
-            files = self.files_for(server)
-            flavor = dict(server.flavor or {})
-            hostname = server.hostname or server.name
-            s.expunge(server)
-        self._update(server_id, task_state="spawning")
+        client = self.pool.get(plan.url, plan.tls or None)
+        bindings, hostname, flavor = plan.bindings, plan.hostname, plan.flavor
+        if bindings:
+            # the port's rules go in while the container is made (an address without them
+            # passes nothing, so starting before they are in force exposes nothing)
+            glue.firewall_changed(self.runtime)
         t0 = time.monotonic()
         marks: list[tuple[str, float]] = []
         # `fresh`: first attempt ever, so no earlier attempt can have made the container
@@ -236,12 +304,12 @@ class Compute:
             ref = glue.ensure_image(self.runtime, client, image)
             marks.append(("image", time.monotonic()))
             for b in bindings:
-                self._ensure_network(client, host, b)
+                self._ensure_network(client, plan.host, b)
             marks.append(("network", time.monotonic()))
             spec = containers.ContainerSpec(
                 server_id=server_id,
                 image=ref,
-                labels=labels,
+                labels=plan.labels,
                 hostname=hostname,
                 ram_mb=int(flavor.get("ram", 512)),
                 vcpus=int(flavor.get("vcpus", 1)),
@@ -250,7 +318,7 @@ class Compute:
                 network=glue.endpoint_config(bindings[0], [hostname]) if bindings else None,
                 network_mode=None if bindings else "none",
             )
-            container, _created = containers.create(client, spec)
+            container, _created = containers.create(client, spec, look_first=not fresh)
             marks.append(("create", time.monotonic()))
         else:
             container = existing
@@ -259,10 +327,8 @@ class Compute:
         if existing is not None or len(bindings) > 1:
             container.reload()
         if container.attrs["State"].get("Status") == "created":
-            containers.put_files(container, files)
+            containers.put_files(container, plan.files)
             marks.append(("files", time.monotonic()))
-        if bindings:
-            glue.firewall_changed(self.runtime)
         state = containers.start(client, server_id, container)
         marks.append(("start", time.monotonic()))
         vm, power = states.observed(state)
@@ -298,11 +364,11 @@ class Compute:
         self._networks_ok.pop((host, docker_network), None)
 
     def do_create(self, op: Claimed) -> None:
-        host = self._schedule(op.target)
-        if host is None:
+        plan = self._plan(op.target, schedule=True)
+        if plan is None:
             return
         try:
-            self._spawn(op.target, host, op.payload["image"], fresh=op.attempts == 1)
+            self._spawn(op.target, plan, op.payload["image"], fresh=op.attempts == 1)
         except Exception:
             self._networks_ok.clear()  # ensure the networks again on the retry
             raise
@@ -357,14 +423,19 @@ class Compute:
         action = op.payload["action"]
         with self.db.session() as s:
             server = s.get(Server, op.target)
-            if server is None or server.deleted or server.task_state == "deleting":
-                return
-            host = server.host
+            gone = server is None or server.deleted or server.task_state == "deleting"
+            host = None if server is None else server.host
+        if gone:
+            if action == "createImage":
+                self._discard_snapshot(op, host)
+            return
         if not host:
             raise PermanentError(f"the server has no host; cannot {action}")
         client = self.client(host)
         sid = op.target
-        if action == "os-stop":
+        if action == "createImage":
+            self._snapshot(op, client)
+        elif action == "os-stop":
             st = containers.stop(client, sid, self.stop_timeout)
             self._settle(sid, st, states.STOPPED)
         elif action == "os-start":
@@ -404,12 +475,71 @@ class Compute:
         elif action == "rebuild":
             was = containers.state(client, sid)
             containers.remove(client, sid)
-            self._spawn(sid, host, op.payload["image"])
+            plan = self._plan(sid, schedule=False)
+            if plan is None:
+                return
+            self._spawn(sid, plan, op.payload["image"], fresh=False)
             if was is not None and not was.get("Running") and op.payload.get("keep_stopped"):
                 st = containers.stop(client, sid, self.stop_timeout)
                 self._settle(sid, st, states.STOPPED)
         else:
             raise PermanentError(f"unknown action {action}")
+
+    # ---- snapshots ----------------------------------------------------------------------
+
+    def _snapshot(self, op: Claimed, client) -> None:
+        """createImage: commit the container, stream `docker save` into the queued image
+        (task_state image_snapshot -> image_pending_upload -> image_uploading -> None).
+
+        Resumable: the commit is kept under a name derived from the image id, so a retry after
+        a crash uploads what the dead attempt committed, and the upload takes over the image
+        that attempt left `saving`. An image that is active already only needs the clean-up.
+        """
+        sid, image_id = op.target, op.payload["image_id"]
+        repository = containers.snapshot_repository(image_id)
+        status = glue.snapshot_status(self.runtime, image_id)
+        if status is None:
+            raise PermanentError(f"the snapshot's image {image_id} was deleted meanwhile")
+        if status != "active":
+            try:
+                ref = containers.commit(client, sid, repository)
+            except containers.ContainerGone as exc:
+                raise PermanentError(f"cannot snapshot: {exc}") from exc
+            self._snapshot_task(sid, "image_pending_upload")
+            chunks = containers.save(client, ref)
+            self._snapshot_task(sid, "image_uploading")
+            try:
+                glue.upload_snapshot(
+                    self.runtime, requester(op.payload), image_id, chunks, f"op{op.id}-"
+                )
+            except ApiError as exc:  # refused (quota, archive) or deleted: a retry cannot help
+                raise PermanentError(f"saving the snapshot failed: {exc.message}") from exc
+        containers.remove_image(client, f"{repository}:latest")
+        self._snapshot_task(sid, None)
+
+    def _snapshot_task(self, server_id: str, task_state: str | None) -> None:
+        """Move the snapshot's task_state on, unless the server has moved on (e.g. deleting)."""
+        with self.db.session() as s:
+            s.execute(
+                update(Server)
+                .where(Server.id == server_id, Server.task_state.in_(SNAPSHOT_TASKS))
+                .values(task_state=task_state, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+
+    def _discard_snapshot(self, op: Claimed, host: str | None) -> None:
+        """A snapshot that failed (or was overtaken by a delete) leaves no image behind."""
+        image_id = op.payload.get("image_id")
+        if not image_id:
+            return
+        if glue.discard_snapshot(self.runtime, image_id):
+            log.info("snapshot %s of server %s failed; its image was deleted", image_id, op.target)
+        if host:
+            try:
+                ref = f"{containers.snapshot_repository(image_id)}:latest"
+                containers.remove_image(self.client(host), ref)
+            except Exception:  # noqa: BLE001 - the engine may be down; the image is only a tag
+                log.warning("could not remove the committed snapshot of image %s", image_id)
 
     def _settle(self, sid: str, st: dict, wanted: str) -> None:
         vm, power = states.observed(st)
@@ -421,9 +551,16 @@ class Compute:
         action = op.payload.get("action")
         with self.db.session() as s:
             server = s.get(Server, op.target)
-            if server is None or server.deleted:
-                return
-            host = server.host
+            host = None if server is None else server.host
+            gone = server is None or server.deleted
+        if action == "createImage":
+            # the server itself is as it was (the reconciler keeps its power state true);
+            # only the snapshot's task_state goes, unless a delete took over meanwhile
+            self._discard_snapshot(op, host)
+            self._snapshot_task(op.target, None)
+            return
+        if gone:
+            return
         st = None
         gone = False
         if host:

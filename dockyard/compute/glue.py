@@ -53,10 +53,29 @@ def ensure_image(runtime, client, image) -> str:
     return ensure(client, image)
 
 
-def create_image_from_stream(runtime, ctx, name: str, chunks, properties: dict) -> str:
-    from dockyard.image.boot import create_image_from_stream as _create
+def create_snapshot_image(session: Session, ctx, settings, name: str, properties: dict) -> str:
+    """A queued image for a snapshot, in the caller's transaction; its id."""
+    from dockyard.image.boot import create_snapshot
 
-    return _create(runtime, ctx, name, chunks, properties)
+    return create_snapshot(session, ctx, settings, name, properties)
+
+
+def upload_snapshot(runtime, ctx, image_id: str, chunks, claim_prefix: str) -> None:
+    from dockyard.image.boot import upload_snapshot as _upload
+
+    _upload(runtime, ctx, image_id, chunks, claim_prefix)
+
+
+def snapshot_status(runtime, image_id: str) -> str | None:
+    from dockyard.image.boot import snapshot_status as _status
+
+    return _status(runtime, image_id)
+
+
+def discard_snapshot(runtime, image_id: str) -> bool:
+    from dockyard.image.boot import discard_snapshot as _discard
+
+    return _discard(runtime, image_id)
 
 
 # ---- networks -----------------------------------------------------------------------------

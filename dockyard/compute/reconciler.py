@@ -167,10 +167,6 @@ class Reconciler:
     def _unstick(self, session, server: Server) -> None:
         """A server marked busy with no operation in flight (an inconsistency: operations are
         enqueued with the state change, and their end clears it) is made consistent."""
-        if server.task_state == "image_snapshot" and server.updated_at > utcnow() - timedelta(
-            hours=1
-        ):
-            return  # snapshots run in the API request, not as operations
         if server.task_state == "deleting":
             log.warning("server %s was left deleting; deleting it again", server.id)
             queue.enqueue(session, DELETE, server.id, {"force": True}, max_attempts=6)

@@ -97,11 +97,18 @@ def _profile_kwargs(spec: ContainerSpec) -> dict:
     }
 
 
-def create(client: docker.DockerClient, spec: ContainerSpec) -> tuple[Container, bool]:
-    """The server's container, created now unless it exists. Returns (container, created)."""
-    existing = find(client, spec.server_id)
-    if existing is not None:
-        return existing, False
+def create(
+    client: docker.DockerClient, spec: ContainerSpec, look_first: bool = True
+) -> tuple[Container, bool]:
+    """The server's container, created now unless it exists. Returns (container, created).
+
+    `look_first=False` skips the lookup by name when no earlier attempt can have made it (a
+    container made concurrently anyway is found after the engine's 409).
+    """
+    if look_first:
+        existing = find(client, spec.server_id)
+        if existing is not None:
+            return existing, False
     if spec.host_profile == DOCKER_HOST_PROFILE:
         _ensure_volume(client, f"{spec.name}-docker", spec.labels)
     kwargs = {
@@ -297,17 +304,28 @@ def logs(client: docker.DockerClient, server_id: str, tail: int | None) -> str:
     return text
 
 
-def snapshot(
-    client: docker.DockerClient, server_id: str, repository: str
-) -> tuple[str, Iterator[bytes]]:
-    """Commit the container as an image and stream its `docker save` tarball.
+def snapshot_repository(image_id: str) -> str:
+    """The repository a snapshot into image `image_id` is committed as, on the server's host
+    (the same for every attempt, so a resumed snapshot finds what an earlier one committed)."""
+    return f"dockyard-snapshot-{image_id}"
 
-    Returns (image reference, chunks); call `remove_image` with the reference afterwards.
-    """
-    c = _require(client, server_id)
-    image = c.commit(repository=repository, tag="latest", pause=True)
+
+def commit(client: docker.DockerClient, server_id: str, repository: str) -> str:
+    """Commit the container as `repository:latest` (paused meanwhile) unless an earlier attempt
+    did; returns the reference. ContainerGone when there is no container."""
     ref = f"{repository}:latest"
-    return ref, client.images.get(image.id).save(named=True)
+    try:
+        client.api.inspect_image(ref)
+        return ref
+    except ImageNotFound:
+        pass
+    _require(client, server_id).commit(repository=repository, tag="latest", pause=True)
+    return ref
+
+
+def save(client: docker.DockerClient, ref: str) -> Iterator[bytes]:
+    """The `docker save` tarball of an image, streamed in chunks."""
+    return client.images.get(ref).save(named=True)
 
 
 def remove_image(client: docker.DockerClient, ref: str) -> None:

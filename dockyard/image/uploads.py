@@ -49,13 +49,21 @@ def store_for(runtime: Runtime) -> BlobStore:
 
 
 def begin(
-    runtime: Runtime, ctx: RequestContext, image_id: str, content_length: int | None
+    runtime: Runtime,
+    ctx: RequestContext,
+    image_id: str,
+    content_length: int | None,
+    claim_prefix: str = "",
 ) -> Ticket:
+    """Claim the image for an upload. `claim_prefix` names the durable work the upload belongs
+    to: an image left `saving` by an earlier attempt of the same work (its upload id starts
+    with the prefix; that attempt died) is taken over instead of refused."""
     settings = runtime.settings
     with runtime.db.session() as session:
         image = img.get_visible(session, ctx, image_id, lock=True)
         img.enforce_owner(ctx, "image:upload_image", image)
-        if image.status == SAVING and not img.is_stale_upload(image):
+        ours = bool(claim_prefix) and (image.upload_id or "").startswith(claim_prefix)
+        if image.status == SAVING and not img.is_stale_upload(image) and not ours:
             raise Conflict(
                 f"Image {image.id} is receiving data from another upload right now; "
                 "wait for it to finish or fail."
@@ -77,7 +85,7 @@ def begin(
             raise PayloadTooLarge(img.quota_message(settings, used, content_length))
         # compare-and-set, so two uploads racing for one image cannot both win (also where
         # the database has no row locks, as on SQLite)
-        upload_id = uuid.uuid4().hex
+        upload_id = (claim_prefix + uuid.uuid4().hex)[:32]
         claimed = session.execute(
             update(Image)
             .where(
@@ -227,10 +235,14 @@ def limit_error(settings: Settings, ticket: Ticket) -> PayloadTooLarge:
 
 
 def upload_chunks(
-    runtime: Runtime, ctx: RequestContext, image_id: str, chunks: Iterable[bytes]
+    runtime: Runtime,
+    ctx: RequestContext,
+    image_id: str,
+    chunks: Iterable[bytes],
+    claim_prefix: str = "",
 ) -> Image:
     """The whole upload, synchronously, from an iterable of chunks (for Python callers)."""
-    ticket = begin(runtime, ctx, image_id, None)
+    ticket = begin(runtime, ctx, image_id, None, claim_prefix)
     last_beat = time.monotonic()
     try:
         with store_for(runtime).writer(ticket.limit) as writer:

@@ -75,13 +75,35 @@ def claim(
     db: Database, owner: str, kinds: tuple[str, ...], lease_seconds: int, limit: int = 4
 ) -> Claimed | None:
     """Take the oldest runnable operation of these kinds, or None."""
+    got = claim_batch(db, owner, kinds, lease_seconds, 1, candidates=limit)
+    return got[0] if got else None
+
+
+def claim_batch(
+    db: Database,
+    owner: str,
+    kinds: tuple[str, ...],
+    lease_seconds: int,
+    count: int,
+    candidates: int = 4,
+) -> list[Claimed]:
+    """Take up to `count` of the oldest runnable operations of these kinds in one transaction
+    (a busy worker with free slots claims them with one round trip, not one each)."""
     now = utcnow()
+    won: list[int] = []
     with db.session() as session:
-        q = select(Operation.id).where(_claimable(now, kinds)).order_by(Operation.id).limit(limit)
+        q = (
+            select(Operation.id)
+            .where(_claimable(now, kinds))
+            .order_by(Operation.id)
+            .limit(max(count, candidates))
+        )
         if session.bind.dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True, of=Operation)
-        candidates = list(session.scalars(q))
-        for op_id in candidates:
+        ids = list(session.scalars(q))
+        for op_id in ids:
+            if len(won) >= count:
+                break
             result = session.execute(
                 update(Operation)
                 .where(
@@ -101,11 +123,19 @@ def claim(
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount == 1:
-                op = session.get(Operation, op_id, populate_existing=True)
-                return Claimed(
-                    op.id, op.kind, op.target, dict(op.payload or {}), op.attempts, op.max_attempts
-                )
-    return None
+                won.append(op_id)
+        if not won:
+            return []
+        rows = session.scalars(
+            select(Operation)
+            .where(Operation.id.in_(won))
+            .order_by(Operation.id)
+            .execution_options(populate_existing=True)
+        ).all()
+        return [
+            Claimed(op.id, op.kind, op.target, dict(op.payload or {}), op.attempts, op.max_attempts)
+            for op in rows
+        ]
 
 
 def _owned(op_id: int, owner: str):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -62,39 +64,58 @@ class Runner:
         self.poll_interval = poll_interval
         self.backoff = backoff
         self.owner = new_owner()
-        self._kicked = False
         self._limiter: anyio.CapacityLimiter | None = None
+        # set by kick(): the loop looks for work at once instead of at the next poll
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def kick(self) -> None:
         """Look for work now (thread-safe; called after an enqueue commits)."""
-        self._kicked = True
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None:
+            return  # not running yet: its first look finds the work
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            wake.set()
+            return
+        with contextlib.suppress(RuntimeError):  # a closed loop: this process is stopping
+            loop.call_soon_threadsafe(wake.set)
 
     async def _wait(self) -> None:
-        waited = 0.0
-        while not self._kicked and waited < self.poll_interval:
-            await anyio.sleep(0.02)
-            waited += 0.02
-        self._kicked = False
+        assert self._wake is not None
+        with anyio.move_on_after(self.poll_interval):
+            await self._wake.wait()
+        self._wake.clear()  # before the claim, so a kick from now on is not lost
 
     async def run(self) -> None:
         self._limiter = anyio.CapacityLimiter(self.concurrency + 2)
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
         slots = anyio.Semaphore(self.concurrency)
         log.info("task runner %s started for %s", self.owner, ", ".join(self.kinds))
         async with anyio.create_task_group() as tg:
             while True:
                 await slots.acquire()
+                # claim as many as there are free slots, in one transaction
+                want = 1 + slots.value
                 try:
-                    op = await anyio.to_thread.run_sync(
-                        queue.claim, self.db, self.owner, self.kinds, self.lease_seconds
+                    ops = await anyio.to_thread.run_sync(
+                        queue.claim_batch, self.db, self.owner, self.kinds, self.lease_seconds, want
                     )
                 except Exception:
                     log.exception("claiming an operation failed")
-                    op = None
-                if op is None:
+                    ops = []
+                if not ops:
                     slots.release()
                     await self._wait()
                     continue
-                tg.start_soon(self._execute, op, slots)
+                for i, op in enumerate(ops):
+                    if i:
+                        slots.acquire_nowait()  # free: only this loop takes slots
+                    tg.start_soon(self._execute, op, slots)
 
     async def _execute(self, op: Claimed, slots: anyio.Semaphore) -> None:
         try:
@@ -105,7 +126,7 @@ class Runner:
             log.debug("operation %s %s on %s: %s", op.id, op.kind, op.target, outcome)
         finally:
             slots.release()
-            self._kicked = True  # the next operation on this target may be runnable now
+            self.kick()  # the next operation on this target may be runnable now
 
     async def _keep_lease(self, op: Claimed) -> None:
         while True:

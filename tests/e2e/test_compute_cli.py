@@ -209,6 +209,31 @@ def test_actions_with_openstack_cli(cloud, nginx):
     http.close()
 
 
+def test_snapshot_with_the_cli(cloud, nginx):
+    """`openstack server image create --wait`: the snapshot runs as a durable operation and
+    the client waits for the image to become active."""
+    shown = cloud.cli_json(
+        "server", "image", "create", "--name", "snap-cli", "--wait", "nginxtest2", cloud="dockyard"
+    )
+    UPLOADED.append(shown["id"])
+    image = cloud.cli_json("image", "show", "snap-cli", cloud="dockyard")
+    assert (image["status"], image["container_format"]) == ("active", "docker")
+    assert image["properties"]["image_type"] == "snapshot"
+    http = cloud.client(cloud.token("demo"))
+    sid = listed_id(cloud, "nginxtest2")
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        server = http.get(f"/compute/v2.1/servers/{sid}").json()["server"]
+        if server["OS-EXT-STS:task_state"] is None:
+            break
+        time.sleep(0.2)
+    assert (server["status"], server["OS-EXT-STS:task_state"]) == ("ACTIVE", None)
+    http.close()
+    ok(cloud.cli("image", "delete", "snap-cli", cloud="dockyard"))
+
+
 def listed_id(cloud, name: str) -> str:
     return cloud.cli_json("server", "show", name, cloud="dockyard")["id"]
 

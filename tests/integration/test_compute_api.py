@@ -296,10 +296,11 @@ def test_server_lifecycle(cloud, demo, admin, image):
     action(demo, sid, {"confirmResize": None}, status=204)
     assert wait_for(demo, sid, "ACTIVE")["flavor"]["original_name"] == "m1.tiny"
 
-    # snapshot: a new active docker image that boots
+    # snapshot: a durable operation making a new active docker image that boots
     r = action(demo, sid, {"createImage": {"name": "web-snap"}})
     snap = r.json()["image_id"]
     UPLOADED.append(snap)
+    wait_for(demo, sid, "ACTIVE", **{"OS-EXT-STS:task_state": None})
     img = demo.get(f"/image/v2/images/{snap}").json()
     assert (img["status"], img["container_format"]) == ("active", "docker")
     sid2 = boot(demo, snap, name="from-snap", networks="none")

@@ -118,3 +118,48 @@ def test_runner_retries_then_fails_and_calls_failed(db):
     assert time.monotonic() - start < 3
     assert calls.count("ok") == 2 and calls.count("perm") == 1
     assert failed == ["perm: no valid host"]
+
+
+def test_claim_batch_takes_several_in_order_one_per_target(db):
+    a1 = add(db, "k", "A")
+    add(db, "k", "A")  # waits for A's first
+    b1 = add(db, "k", "B")
+    c1 = add(db, "k", "C")
+    got = queue.claim_batch(db, "w1", ("k",), 30, 10)
+    assert [op.id for op in got] == [a1, b1, c1]
+    assert all(op.attempts == 1 for op in got)
+    assert queue.claim_batch(db, "w2", ("k",), 30, 10) == []
+    assert [op.id for op in queue.claim_batch(db, "w2", ("other",), 30, 10)] == []
+
+
+def test_kick_from_another_thread_wakes_the_runner_at_once(db):
+    """A long poll interval, yet work enqueued (and kicked) from a thread starts at once."""
+    started: list[float] = []
+    runner = Runner(
+        db,
+        {"k": Handler(lambda op: started.append(time.monotonic()))},
+        concurrency=2,
+        lease_seconds=5,
+        poll_interval=30,
+    )
+
+    async def main():
+        with anyio.move_on_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(runner.run)
+                await anyio.sleep(0.3)  # the runner found nothing and waits
+
+                def enqueue_and_kick():
+                    add(db, "k", "A")
+                    return time.monotonic()
+
+                kicked_at = await anyio.to_thread.run_sync(
+                    lambda: (enqueue_and_kick(), runner.kick())[0]
+                )
+                while not started:
+                    await anyio.sleep(0.01)
+                tg.cancel_scope.cancel()
+        return kicked_at
+
+    kicked_at = anyio.run(main)
+    assert started and started[0] - kicked_at < 5  # not the 30 s poll

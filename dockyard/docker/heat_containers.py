@@ -228,6 +228,8 @@ def start(client: docker.APIClient, cid: str) -> None:
     try:
         client.start(cid)
     except APIError as exc:
+        if exc.status_code == 404 and "network" in _explain(exc).lower():
+            raise NetworkMissing(_explain(exc)) from exc  # Docker resolves networks at start
         raise DockerFailure(_explain(exc)) from exc
 
 

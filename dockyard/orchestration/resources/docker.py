@@ -345,7 +345,13 @@ class DockerContainer(Resource):
                     raise
                 dc.recheck_network(self._url(), binding, self.data.get("host_tls"))
                 cid = dc.create(client, body, self.properties.get("name"))
-            dc.start(client, cid)
+            try:
+                dc.start(client, cid)
+            except dc.NetworkMissing:
+                if not self.data.get("port_id"):
+                    raise
+                dc.recheck_network(self._url(), binding, self.data.get("host_tls"))
+                dc.start(client, cid)
             self.data["started"] = True
             return cid
         except dc.DockerFailure as exc:

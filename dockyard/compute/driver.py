@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from sqlalchemy import select, update
 
 from dockyard.api.context import RequestContext
 from dockyard.api.errors import ApiError
-from dockyard.compute import glue, hosts, quotas, scheduler, states
+from dockyard.compute import glue, hosts, instance_files, quotas, scheduler, states
 from dockyard.compute.models import Meta, Server
 from dockyard.compute.servers import ACTION, CREATE, DELETE
 from dockyard.db.base import utcnow
@@ -113,6 +114,8 @@ class SpawnPlan:
     files: dict[str, tuple[bytes, int]]
     flavor: dict
     hostname: str
+    # the files go in as read-only binds of a host directory (local engine), not put_archive
+    bind_files: bool = False
 
 
 class _ProbeFirst(Exception):
@@ -202,6 +205,23 @@ class Compute:
             files[AUTHORIZED_KEYS] = (server.key_data.strip().encode() + b"\n", 0o600)
         return files
 
+    @staticmethod
+    def binds_files(url: str, flavor: dict) -> bool:
+        """Whether a server's files are bind-mounted from the host (instance_files) rather than
+        copied in with put_archive: on an engine sharing our file system, when dockyard runs as
+        root (so authorized_keys is root's in the container), and not for the docker-host
+        profile (CAP_SYS_ADMIN could remount the bind read-write and write on the host)."""
+        profile = (flavor.get("extra_specs") or {}).get("dockyard:host_profile")
+        return (
+            engines.shares_filesystem(url)
+            and os.geteuid() == 0
+            and profile != containers.DOCKER_HOST_PROFILE
+        )
+
+    def remove_files(self, server_id: str) -> None:
+        """Remove the server's host directory (nothing when it has none)."""
+        instance_files.remove(self.settings.home, server_id)
+
     # ---- create -------------------------------------------------------------------------
 
     def _plan(self, server_id: str, schedule: bool) -> SpawnPlan | None:
@@ -227,6 +247,7 @@ class Compute:
                         raise PermanentError(f"compute host {server.host} is not registered")
                     server.task_state = "spawning"
                     server.updated_at = utcnow()
+                    flavor = dict(server.flavor or {})
                     return SpawnPlan(
                         host=server.host,
                         url=host.url,
@@ -234,8 +255,9 @@ class Compute:
                         bindings=glue.ports_for_device(s, server_id),
                         labels=self.labels(server),
                         files=self.files_for(server),
-                        flavor=dict(server.flavor or {}),
+                        flavor=flavor,
                         hostname=server.hostname or server.name,
+                        bind_files=self.binds_files(host.url, flavor),
                     )
             except _ProbeFirst:
                 # never probed, or nothing answers: look at the engines (outside the
@@ -306,6 +328,13 @@ class Compute:
             for b in bindings:
                 self._ensure_network(client, plan.host, b)
             marks.append(("network", time.monotonic()))
+            binds = []
+            if plan.bind_files:
+                # made afresh before every create (a retry that finds the container keeps them)
+                binds = instance_files.write(
+                    self.settings.home, server_id, plan.files, dir_mounts=(META_DIR,)
+                )
+                marks.append(("files", time.monotonic()))
             spec = containers.ContainerSpec(
                 server_id=server_id,
                 image=ref,
@@ -317,16 +346,19 @@ class Compute:
                 host_profile=(flavor.get("extra_specs") or {}).get("dockyard:host_profile"),
                 network=glue.endpoint_config(bindings[0], [hostname]) if bindings else None,
                 network_mode=None if bindings else "none",
+                readonly_binds=binds,
             )
-            container, _created = containers.create(client, spec, look_first=not fresh)
+            container, created = containers.create(client, spec, look_first=not fresh)
             marks.append(("create", time.monotonic()))
         else:
-            container = existing
+            container, created = existing, False
         for b in bindings[1:]:
             glue.connect(client, container.id, b, [hostname])
         if existing is not None or len(bindings) > 1:
             container.reload()
-        if container.attrs["State"].get("Status") == "created":
+        # a container made by this attempt with binds, or found with them, has its files
+        mounted = (created and plan.bind_files) or containers.has_mount(container, META_DIR)
+        if container.attrs["State"].get("Status") == "created" and not mounted:
             containers.put_files(container, plan.files)
             marks.append(("files", time.monotonic()))
         state = containers.start(client, server_id, container)
@@ -391,11 +423,14 @@ class Compute:
     def do_delete(self, op: Claimed) -> None:
         with self.db.session() as s:
             server = s.get(Server, op.target)
-            if server is None or server.deleted:
-                return
-            host = server.host
+            gone = server is None or server.deleted
+            host = None if server is None else server.host
+        if gone:
+            self.remove_files(op.target)  # a retry after the row was written
+            return
         if host:
             containers.remove(self.client(host), op.target)
+        self.remove_files(op.target)
         with self.db.session() as s:
             server = s.get(Server, op.target)
             glue.release_ports(s, op.target)

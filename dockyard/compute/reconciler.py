@@ -16,7 +16,7 @@ from datetime import timedelta
 import anyio
 from sqlalchemy import select
 
-from dockyard.compute import hosts, states
+from dockyard.compute import hosts, instance_files, states
 from dockyard.compute.driver import DELETE, Compute, fault
 from dockyard.compute.models import Host, Server
 from dockyard.db.base import utcnow
@@ -126,6 +126,25 @@ class Reconciler:
                 self._sweep_host(name, self.compute.pool.get(url, tls or None))
             except Exception:
                 log.exception("sweep of host %s failed", name)
+        try:
+            self._sweep_files()
+        except Exception:
+            log.exception("sweep of the servers' file directories failed")
+
+    def _sweep_files(self) -> None:
+        """Remove the host directories (instance_files) of servers that are gone. Listed before
+        the query: a directory is only written for a server whose row exists already."""
+        ids = instance_files.server_ids(self.settings.home)
+        if not ids:
+            return
+        with self.db.session() as s:
+            alive = set(
+                s.scalars(select(Server.id).where(Server.id.in_(ids), Server.deleted.is_(False)))
+            )
+        for server_id in ids:
+            if server_id not in alive:
+                log.warning("removing the file directory of server %s (no live server)", server_id)
+                self.compute.remove_files(server_id)
 
     def _sweep_host(self, host: str, client) -> None:
         managed = containers.list_managed(client, self.compute.deployment)

@@ -51,6 +51,9 @@ class ContainerSpec:
     network: dict | None = None
     network_mode: str | None = None  # "none" when the server has no ports
     environment: dict[str, str] = field(default_factory=dict)
+    # (host path, container path): bind-mounted read-only (the server's files on a local
+    # engine, see dockyard.compute.instance_files); the host path must exist
+    readonly_binds: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -177,7 +180,18 @@ def _host_config_args(kwargs: dict, spec: ContainerSpec) -> dict:
         "tmpfs": kwargs.get("tmpfs"),
         "binds": binds,
         "network_mode": spec.network_mode or (spec.network or {}).get("network"),
+        # HostConfig.Mounts, not Binds: a missing source is an error instead of a new directory
+        "mounts": [
+            docker.types.Mount(target, source, type="bind", read_only=True)
+            for source, target in spec.readonly_binds
+        ]
+        or None,
     }
+
+
+def has_mount(container: Container, target: str) -> bool:
+    """Whether the (inspected) container has a mount at `target`."""
+    return any(m.get("Destination") == target for m in container.attrs.get("Mounts") or ())
 
 
 def _ensure_volume(client: docker.DockerClient, name: str, labels: dict[str, str]) -> None:

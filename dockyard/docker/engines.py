@@ -62,3 +62,9 @@ class ClientPool:
             for c in self._clients.values():
                 c.close()
             self._clients.clear()
+
+
+def shares_filesystem(url: str) -> bool:
+    """Whether an engine at `url` sees this process's file system: a unix:// socket is an
+    engine on this machine (a tcp:// one may be anywhere), so host paths can be bind-mounted."""
+    return url.startswith("unix://")

@@ -344,6 +344,74 @@ def test_server_lifecycle(cloud, demo, admin, image):
     assert demo.get(C + f"/servers/{sid}").status_code == 404
 
 
+def test_files_are_read_only_binds_of_a_host_directory(cloud, demo, image):
+    """On the local engine the server's files are a per-server host directory (0700, key
+    0600), bind-mounted read-only; rebuild writes them again, a snapshot boots with its own,
+    and the directory goes with the server (the reconciler removes those of gone servers)."""
+    demo.post(C + "/os-keypairs", json={"keypair": {"name": "drive", "public_key": PUBKEY}})
+    user_data = base64.b64encode(b"first\n").decode()
+    sid = boot(demo, image, name="drive", key_name="drive", networks="none", user_data=user_data)
+    wait_for(demo, sid, "ACTIVE")
+    top = cloud.home.resolve() / "instances" / sid
+    meta_dir = top / "var/lib/dockyard/openstack/latest"
+    keys = top / "root/.ssh/authorized_keys"
+    assert (top.parent.stat().st_mode & 0o777, top.stat().st_mode & 0o777) == (0o700, 0o700)
+    assert meta_dir.stat().st_mode & 0o777 == 0o755
+    assert (keys.stat().st_mode & 0o777, keys.stat().st_uid) == (0o600, 0)
+    assert (meta_dir / "user_data").read_bytes() == b"first\n"
+
+    def mounts(server_id):
+        c = container_of(server_id)
+        return c, {m["Destination"]: m for m in c.attrs["Mounts"]}
+
+    c, m = mounts(sid)
+    assert m["/var/lib/dockyard/openstack/latest"]["Source"] == str(meta_dir)
+    assert m["/root/.ssh/authorized_keys"]["Source"] == str(keys)
+    assert all(x["Type"] == "bind" and x["RW"] is False for x in m.values())
+    assert c.exec_run("cat /root/.ssh/authorized_keys").output.decode().strip() == PUBKEY
+    assert sid.encode() in c.exec_run("cat /var/lib/dockyard/openstack/latest/meta_data.json")[1]
+    r = c.exec_run("sh -c 'echo x > /var/lib/dockyard/openstack/latest/user_data'")
+    assert r.exit_code != 0 and (meta_dir / "user_data").read_bytes() == b"first\n"
+    assert c.exec_run("sh -c 'echo x >> /root/.ssh/authorized_keys'").exit_code != 0
+
+    # a snapshot holds no files (like a config drive); a server booted from it gets its own
+    snap = action(demo, sid, {"createImage": {"name": "drive-snap"}}).json()["image_id"]
+    UPLOADED.append(snap)
+    wait_for(demo, sid, "ACTIVE", **{"OS-EXT-STS:task_state": None})
+    sid2 = boot(demo, snap, name="drive2", networks="none")
+    wait_for(demo, sid2, "ACTIVE")
+    c2, m2 = mounts(sid2)
+    assert set(m2) == {"/var/lib/dockyard/openstack/latest"}  # no key pair: no key bind
+    meta2 = c2.exec_run("cat /var/lib/dockyard/openstack/latest/meta_data.json").output
+    assert sid2.encode() in meta2 and sid.encode() not in meta2
+    assert c2.exec_run("cat /var/lib/dockyard/openstack/latest/user_data").exit_code != 0
+    assert c2.exec_run("cat /root/.ssh/authorized_keys").output.strip() == b""
+
+    # rebuild: a new container, the files written again (new user_data, the key kept)
+    old = c.id
+    new_data = base64.b64encode(b"second\n").decode()
+    action(demo, sid, {"rebuild": {"imageRef": image, "user_data": new_data}})
+    wait_for(demo, sid, "ACTIVE", **{"OS-EXT-STS:task_state": None})
+    c, m = mounts(sid)
+    assert c.id != old and m["/var/lib/dockyard/openstack/latest"]["Source"] == str(meta_dir)
+    assert c.exec_run("cat /var/lib/dockyard/openstack/latest/user_data").output == b"second\n"
+    assert c.exec_run("cat /root/.ssh/authorized_keys").output.decode().strip() == PUBKEY
+
+    delete(demo, sid)
+    delete(demo, sid2)
+    assert not top.exists() and not (top.parent / sid2).exists()
+    demo.delete(C + "/os-keypairs/drive")
+    demo.delete(f"/image/v2/images/{snap}")
+
+    # a directory whose server is gone (a crash between the two) is swept away
+    stray = top.parent / str(uuid.uuid4())
+    stray.mkdir(mode=0o700)
+    deadline = time.monotonic() + 15
+    while stray.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not stray.exists()
+
+
 def test_pagination_links(demo, image):
     ids = [boot(demo, image, name=f"page-{i}", networks="none") for i in range(3)]
     r = demo.get(C + "/servers?limit=2&name=^page-").json()

@@ -715,12 +715,11 @@ class Run:
 
     def _remove(self, name: str) -> None:
         self.delete_one(name)
+        found = self.row(name)
+        if found is None:
+            return
         with self.db.session() as s:
-            row = s.scalars(
-                select(StackResource).where(
-                    StackResource.stack_id == self.stack.id, StackResource.name == name
-                )
-            ).first()
+            row = s.get(StackResource, found.id)
             if row is not None:
                 s.delete(row)
 

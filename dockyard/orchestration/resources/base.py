@@ -338,3 +338,28 @@ class Resource:
                 for a, v in cls.attributes_schema.items()
             },
         }
+
+
+class ServiceResource(Resource):
+    """A resource made through another service's Python interface, in the stack's name: a
+    database session, the caller's request context, and the service's API errors turned
+    into resource failures."""
+
+    support_status = {"status": "SUPPORTED", "version": "2014.1", "message": None,
+                      "previous_status": None}  # fmt: skip
+
+    def _session(self):
+        return self.ctx.services.runtime.db.session()
+
+    def _rctx(self):
+        from dockyard.orchestration.services import request_context
+
+        return request_context(self.ctx)
+
+    def _call(self, fn, *args, **kw):
+        from dockyard.api.errors import ApiError
+
+        try:
+            return fn(*args, **kw)
+        except ApiError as exc:
+            raise ResourceFailure(exc.message, exc.kind) from exc

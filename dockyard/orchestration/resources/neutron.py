@@ -7,28 +7,11 @@ from typing import Any
 
 from dockyard.api.errors import ApiError
 from dockyard.orchestration.errors import ResourceFailure, TemplateError
-from dockyard.orchestration.resources.base import Prop, Resource
-
-_SUPPORTED = {"status": "SUPPORTED", "version": "2014.1", "message": None,
-              "previous_status": None}  # fmt: skip
+from dockyard.orchestration.resources.base import Prop, ServiceResource
 
 
-class _Neutron(Resource):
-    support_status = _SUPPORTED
-
-    def _session(self):
-        return self.ctx.services.runtime.db.session()
-
-    def _rctx(self):
-        from dockyard.orchestration.services import request_context
-
-        return request_context(self.ctx)
-
-    def _call(self, fn, *args, **kw):
-        try:
-            return fn(*args, **kw)
-        except ApiError as exc:
-            raise ResourceFailure(exc.message, exc.kind) from exc
+class _Neutron(ServiceResource):
+    pass
 
 
 class Net(_Neutron):

@@ -120,6 +120,19 @@ def set_state_if_current(
         return True
 
 
+def resource_row(db, stack_id: str, name: str) -> StackResource | None:
+    """One resource's row as it is now (detached)."""
+    with db.session() as s:
+        found = s.scalars(
+            select(StackResource).where(
+                StackResource.stack_id == stack_id, StackResource.name == name
+            )
+        ).first()
+        if found is not None:
+            s.expunge(found)
+        return found
+
+
 def begin_action(session, stack: Stack, action: str, roles: list[str] | None = None) -> dict:
     """Mark a new action IN_PROGRESS (superseding any running one); returns the op payload.
     `roles`: those of the user asking, which the action's resources act with (an update by a
@@ -147,15 +160,7 @@ class Lookup:
         self.engine, self.stack, self.defn, self.ctx = engine, stack, defn, ctx
 
     def _row(self, name: str) -> StackResource | None:
-        with self.engine.db.session() as s:
-            row = s.scalars(
-                select(StackResource).where(
-                    StackResource.stack_id == self.stack.id, StackResource.name == name
-                )
-            ).first()
-            if row is not None:
-                s.expunge(row)
-            return row
+        return resource_row(self.engine.db, self.stack.id, name)
 
     def plugin(self, name: str) -> Resource | None:
         row = self._row(name)
@@ -333,16 +338,7 @@ class Run:
         )
 
     def row(self, name: str) -> StackResource | None:
-        """One resource's row as it is now (detached)."""
-        with self.db.session() as s:
-            found = s.scalars(
-                select(StackResource).where(
-                    StackResource.stack_id == self.stack.id, StackResource.name == name
-                )
-            ).first()
-            if found is not None:
-                s.expunge(found)
-            return found
+        return resource_row(self.db, self.stack.id, name)
 
     def rows(self) -> dict[str, StackResource]:
         with self.db.session() as s:

@@ -26,6 +26,7 @@ from tests.support.compute import (
     http_get,
     httpd_archive,
     make_cloud,
+    running_cloud,
     upload_image,
     wait_for,
     wait_gone,
@@ -43,14 +44,8 @@ def cloud(request, tmp_path_factory, pg_databases):
     """A running dockyard (module-wide) whose Docker objects carry this run's label."""
     docker_client()
     url = make_database_url(request.param, pg_databases)
-    c, run_id = make_cloud(tmp_path_factory.mktemp(f"compute-{request.param}"), url)
-    c.run_id = run_id
-    c.start()
-    try:
+    with running_cloud(tmp_path_factory.mktemp(f"compute-{request.param}"), url) as c:
         yield c
-    finally:
-        c.stop()
-        cleanup(run_id)
 
 
 @pytest.fixture(scope="module")

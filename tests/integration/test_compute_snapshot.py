@@ -23,6 +23,7 @@ from tests.support.compute import (
     container_of,
     httpd_archive,
     make_cloud,
+    running_cloud,
     upload_image,
     wait_for,
     wait_gone,
@@ -95,16 +96,10 @@ def snapshot_tags(image_id: str) -> list:
 @pytest.fixture(params=BACKENDS, scope="module")
 def cloud(request, tmp_path_factory, pg_databases):
     url = make_database_url(request.param, pg_databases)
-    c, run_id = make_cloud(tmp_path_factory.mktemp(f"snap-{request.param}"), url)
     # a small image store per project: the admin's base image fits, a big snapshot does not
-    c.extra_env["DOCKYARD_IMAGE_QUOTA_BYTES"] = str(200 * 1024 * 1024)
-    c.run_id = run_id
-    c.start()
-    try:
+    quota = {"DOCKYARD_IMAGE_QUOTA_BYTES": str(200 * 1024 * 1024)}
+    with running_cloud(tmp_path_factory.mktemp(f"snap-{request.param}"), url, **quota) as c:
         yield c
-    finally:
-        c.stop()
-        cleanup(run_id)
 
 
 @pytest.fixture(scope="module")

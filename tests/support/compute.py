@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker.errors
@@ -24,6 +25,19 @@ def make_cloud(home: Path, database_url: str = "", cidr: str | None = None) -> t
     fast=True, cidr=cidr)."""
     cloud = new_cloud(home, database_url, docker=True, fast=True, cidr=cidr)
     return cloud, cloud.run_id
+
+
+@contextlib.contextmanager
+def running_cloud(home: Path, database_url: str = "", **env: str) -> Iterator[Cloud]:
+    """A started compute test cloud (extra settings in `env`), stopped and cleaned after."""
+    c, run_id = make_cloud(home, database_url)
+    c.extra_env.update(env)
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+        cleanup(run_id)
 
 
 # ids of images these tests put into a cloud (their host copies are removed by cleanup)
